@@ -1,0 +1,20 @@
+#!/bin/sh
+# Installs the Debian packages that l2l needs, if any is missing.
+# As root it runs apt-get; otherwise it prints the exact command and fails.
+set -eu
+pkgs="build-essential pkg-config libopenblas-dev libjansson-dev zlib1g-dev libcmocka-dev
+libplplot-dev plplot-driver-cairo nodejs npm"
+missing=""
+for p in $pkgs; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+    echo "l2l: missing Debian packages:$missing" >&2
+    echo "l2l: install them with:  sudo apt-get update && sudo apt-get install -y$missing" >&2
+    exit 1
+fi
+echo "l2l: installing$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q >&2
+apt-get install -y -q --no-install-recommends $missing >&2

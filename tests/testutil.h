@@ -1,0 +1,48 @@
+/* Shared helpers for the cmocka test programs. */
+#ifndef L2L_TESTUTIL_H
+#define L2L_TESTUTIL_H
+
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <cmocka.h>
+
+#include "internal.h"
+#include "l2l.h"
+
+/* |found - expected| <= atol + rtol*|expected|, else fail naming both values and where. */
+#define EXPECT_CLOSE(found, expected, atol, rtol, ...)                                      \
+    do {                                                                                    \
+        double f_ = (double)(found), e_ = (double)(expected);                               \
+        if (!(fabs(f_ - e_) <= (atol) + (rtol)*fabs(e_))) {                                 \
+            char where_[256];                                                               \
+            snprintf(where_, sizeof where_, __VA_ARGS__);                                   \
+            fail_msg("%s: expected %.9g, found %.9g (|diff| %.3g > atol %.3g + rtol %.3g)",  \
+                     where_, e_, f_, fabs(f_ - e_), (double)(atol), (double)(rtol));        \
+        }                                                                                   \
+    } while (0)
+
+/* Writes a file in a fresh temporary directory; returns its path in buf. */
+static inline const char *tu_temp_path(char *buf, size_t size, const char *name)
+{
+    static char dir[64];
+    if (!dir[0]) {
+        snprintf(dir, sizeof dir, "/tmp/l2l-test-XXXXXX");
+        if (!mkdtemp(dir)) fail_msg("mkdtemp failed");
+    }
+    snprintf(buf, size, "%s/%s", dir, name);
+    return buf;
+}
+
+static inline void tu_write_file(const char *path, const void *data, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f) fail_msg("cannot write %s", path);
+    if (n && fwrite(data, 1, n, f) != n) fail_msg("short write to %s", path);
+    fclose(f);
+}
+
+#endif
