@@ -5,7 +5,7 @@ PREFIX ?= /usr/local
 BUILD  ?= build
 CC     ?= cc
 PKGS    = openblas jansson zlib plplot cmocka
-OPT    ?= -O2 -march=x86-64-v2
+OPT    ?= -O3 -march=native -ffp-contract=fast
 CFLAGS += -std=c11 -g $(OPT) -fPIC -fopenmp -Wall -Wextra -Wshadow -Wno-unused-parameter \
           -D_POSIX_C_SOURCE=200809L -Iinclude -Isrc $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS  = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm

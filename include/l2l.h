@@ -212,15 +212,19 @@ void l2l_lstm_view_of(const l2l_lstm_config *cfg, float *buf, l2l_lstm_view *v);
 int l2l_lstm_tensors(const l2l_lstm_config *cfg, l2l_tensor_desc *out);
 /* The inputs per coordinate: 1 without preprocessing, 2 with log/sign. */
 int l2l_lstm_n_in(const l2l_lstm_config *cfg);
-/* x (N, D) from the gradient g (N). */
+/* x (D, N), feature-major, from the gradient g (N). */
 void l2l_preprocess(const l2l_lstm_config *cfg, size_t n, const float *g, float *x);
 
-/* Recurrent state for N coordinates: h and c for every layer, zero for a new optimizee. */
+/* Recurrent state for N coordinates: h and c for every layer, zero for a new optimizee.
+ * Feature-major (coordinates contiguous), so coordinates fill SIMD lanes. */
 typedef struct {
     size_t n;
     int layers, hidden;
-    float *h; /* (layers, N, H) */
-    float *c; /* (layers, N, H) */
+    float *h;       /* (layers, H, N) */
+    float *c;       /* (layers, H, N) */
+    float *x;       /* (D, N) preprocessed inputs of the current step */
+    float *scratch; /* (n_scratch, 4H, tile) gate scratch, one slice per thread */
+    int n_scratch;
 } l2l_lstm_state;
 
 l2l_status l2l_lstm_state_create(l2l_lstm_state *s, const l2l_lstm *net, size_t n,

@@ -1,0 +1,138 @@
+/* Meta-training (PAPER.md section 4): epochs of fresh optimizees, each run for `steps`
+ * steps in truncated unrolls of `unroll`; after every unroll one Adam step on phi;
+ * theta and the LSTM state carry on into the next unroll without gradient.
+ * Every eval_every epochs phi is scored on a fixed set of validation problems (the
+ * mean of f(theta_t) over t = 1..steps, the meta-objective) and the best phi is kept:
+ * early stopping as in the paper. */
+#include <math.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+
+void l2l_train_config_default(l2l_train_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->epochs = 1000;
+    cfg->steps = 100;
+    cfg->unroll = 20;
+    cfg->lr = 1e-3f;
+    cfg->clip = 0;
+    cfg->eval_every = 50;
+    cfg->n_valid = 20;
+    cfg->seed = 1;
+}
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+/* Mean over problems of the mean loss over steps 1..steps; +Inf if any diverged. */
+static l2l_status validate(l2l_task *task, const l2l_lstm *net, const l2l_train_config *cfg,
+                           double *curves, double *score, l2l_error *err)
+{
+    l2l_status st = l2l_evaluate(task, L2L_OPT_LSTM, 0, net, cfg->n_valid, cfg->steps, cfg->seed,
+                                 L2L_STREAM_VALID, curves, err);
+    if (st) return st;
+    double s = 0;
+    for (int r = 0; r < cfg->n_valid; r++)
+        for (int t = 1; t <= cfg->steps; t++) s += curves[(size_t)r * (cfg->steps + 1) + t];
+    *score = s / ((double)cfg->n_valid * cfg->steps);
+    if (!isfinite(*score)) *score = INFINITY;
+    return L2L_OK;
+}
+
+l2l_status l2l_meta_train(l2l_lstm *net, l2l_task *task, const l2l_train_config *cfg,
+                          l2l_train_callback cb, void *cb_ctx, l2l_error *err)
+{
+    if (cfg->epochs < 1 || cfg->steps < 1 || cfg->unroll < 1)
+        return l2l_error_set(err, L2L_ERR_ARG, "epochs, steps and unroll must be >= 1 (got %d, %d, %d)",
+                             cfg->epochs, cfg->steps, cfg->unroll);
+    if (cfg->steps % cfg->unroll != 0)
+        return l2l_error_set(err, L2L_ERR_ARG, "steps (%d) must be a multiple of the unroll length (%d)",
+                             cfg->steps, cfg->unroll);
+    if (!(cfg->lr > 0) || !isfinite(cfg->lr))
+        return l2l_error_set(err, L2L_ERR_ARG, "meta learning rate must be positive, got %g", (double)cfg->lr);
+    if (cfg->clip < 0 || !isfinite(cfg->clip))
+        return l2l_error_set(err, L2L_ERR_ARG, "gradient clip must be >= 0, got %g", (double)cfg->clip);
+    if (cfg->eval_every < 0 || (cfg->eval_every > 0 && cfg->n_valid < 1))
+        return l2l_error_set(err, L2L_ERR_ARG, "validation needs eval_every >= 0 and n_valid >= 1");
+
+    const size_t N = task->n, P = net->n_params;
+    const int T = cfg->unroll, n_unrolls = cfg->steps / cfg->unroll;
+    l2l_status st = L2L_OK;
+    l2l_unroll *u = NULL;
+    l2l_lstm_state state;
+    memset(&state, 0, sizeof state);
+    float *theta = l2l_alloc(N * sizeof(float));
+    float *dphi = l2l_alloc(P * sizeof(float)), *m = l2l_alloc(P * sizeof(float));
+    float *v = l2l_alloc(P * sizeof(float)), *best = l2l_alloc(P * sizeof(float));
+    double *losses = l2l_alloc((size_t)(T + 1) * sizeof(double));
+    double *curves = l2l_alloc((size_t)(cfg->n_valid > 0 ? cfg->n_valid : 1) * (cfg->steps + 1) * sizeof(double));
+    if (!theta || !dphi || !m || !v || !best || !losses || !curves) {
+        st = l2l_error_set(err, L2L_ERR_NOMEM, "cannot allocate meta-training buffers");
+        goto done;
+    }
+    if ((st = l2l_unroll_create(&u, net, N, T, err))) goto done;
+    if ((st = l2l_lstm_state_create(&state, net, N, err))) goto done;
+
+    l2l_rng rng;
+    l2l_rng_seed(&rng, cfg->seed, L2L_STREAM_TRAIN);
+    memcpy(best, net->phi, P * sizeof(float));
+    l2l_train_progress pr = {.best_valid = INFINITY, .valid_loss = NAN};
+    if (cfg->eval_every > 0) { /* the starting phi is a candidate too */
+        if ((st = validate(task, net, cfg, curves, &pr.best_valid, err))) goto done;
+    }
+    const double t0 = now_seconds();
+    long adam_t = 0;
+    for (int epoch = 1; epoch <= cfg->epochs; epoch++) {
+        task->sample(task->ctx, &rng, theta);
+        l2l_lstm_state_zero(&state);
+        double train = 0, gnorm = 0;
+        for (int k = 0; k < n_unrolls; k++) {
+            memset(dphi, 0, P * sizeof(float));
+            st = l2l_unroll_run(u, net, task, theta, &state, NULL, &rng, dphi, losses, err);
+            if (st) {
+                char msg[sizeof err->msg];
+                snprintf(msg, sizeof msg, "%s", err ? err->msg : "");
+                l2l_error_set(err, st, "meta-training epoch %d, unroll %d (steps %d..%d): %s; "
+                              "phi was not updated from it and the best phi so far is kept "
+                              "(try a lower --lr or --clip)",
+                              epoch, k + 1, k * T, (k + 1) * T, msg);
+                goto done;
+            }
+            for (int t = 1; t <= T; t++) train += losses[t];
+            double norm2 = 0;
+            for (size_t i = 0; i < P; i++) norm2 += (double)dphi[i] * dphi[i];
+            double norm = sqrt(norm2);
+            gnorm += norm;
+            if (cfg->clip > 0 && norm > cfg->clip)
+                for (size_t i = 0; i < P; i++) dphi[i] *= (float)(cfg->clip / norm);
+            l2l_adam_update(P, net->phi, dphi, m, v, ++adam_t, cfg->lr, 0.9f, 0.999f, 1e-8f);
+        }
+        pr.epoch = epoch;
+        pr.train_loss = train / cfg->steps;
+        pr.grad_norm = gnorm / n_unrolls;
+        pr.valid_loss = NAN;
+        if (cfg->eval_every > 0 && (epoch % cfg->eval_every == 0 || epoch == cfg->epochs)) {
+            if ((st = validate(task, net, cfg, curves, &pr.valid_loss, err))) goto done;
+            if (pr.valid_loss < pr.best_valid) {
+                pr.best_valid = pr.valid_loss;
+                pr.best_epoch = epoch;
+                memcpy(best, net->phi, P * sizeof(float));
+            }
+        }
+        pr.seconds = now_seconds() - t0;
+        if (cb && cb(&pr, cb_ctx)) break;
+    }
+done:
+    if (best && cfg->eval_every > 0) memcpy(net->phi, best, P * sizeof(float));
+    l2l_unroll_free(u);
+    l2l_lstm_state_free(&state);
+    l2l_free(theta), l2l_free(dphi), l2l_free(m), l2l_free(v), l2l_free(best);
+    l2l_free(losses), l2l_free(curves);
+    return st;
+}
