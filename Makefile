@@ -38,8 +38,8 @@ $(BUILD)/libl2l.a: $(LIB_OBJ)
 $(BUILD)/libl2l.so: $(LIB_OBJ)
 	$(CC) -shared $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/l2l: tools/l2l.c $(wildcard tools/*.h) $(BUILD)/libl2l.a
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ tools/l2l.c $(BUILD)/libl2l.a $(LDLIBS)
+$(BUILD)/l2l: $(wildcard tools/*.c tools/*.h) $(BUILD)/libl2l.a
+	$(CC) $(CFLAGS) -Itools $(LDFLAGS) -o $@ $(wildcard tools/*.c) $(BUILD)/libl2l.a $(LDLIBS)
 
 $(BUILD)/tests/%: tests/%.c tests/testutil.h $(BUILD)/libl2l.a
 	@mkdir -p $(dir $@)
@@ -60,7 +60,7 @@ test-unit: all
 test-asan:
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all" \
 	    LDFLAGS="-fopenmp -fsanitize=address,undefined" all
-	@ASAN_OPTIONS=detect_leaks=1 scripts/run_tests.sh build-asan
+	@ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp scripts/run_tests.sh build-asan
 
 demo: data all
 	@scripts/demo.sh $(BUILD)

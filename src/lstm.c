@@ -27,6 +27,7 @@
 #include <omp.h>
 #endif
 
+#include "fastmath.h"
 #include "internal.h"
 
 #define TILE 64
@@ -48,8 +49,6 @@ static int thread_id(void)
     return 0;
 #endif
 }
-
-static inline float sigmoidf(float a) { return 1.0f / (1.0f + expf(-a)); }
 
 void l2l_preprocess(const l2l_lstm_config *cfg, size_t n, const float *g, float *x)
 {
@@ -75,7 +74,7 @@ void l2l_preprocess(const l2l_lstm_config *cfg, size_t n, const float *g, float 
 /* One layer on nt coordinates. x (in, ldx), h_prev/c_prev (H, ldp), gates (4H, TILE)
  * receives the activated gates; h, c (H, ld) the new state (may alias h_prev/c_prev:
  * every gate is computed before the state is written). */
-static __attribute__((noinline)) void cell_forward(int H, int in, const l2l_lstm_view *w, int l,
+static __attribute__((noipa)) void cell_forward(int H, int in, const l2l_lstm_view *w, int l,
                                                    const float *x, size_t ldx, const float *h_prev,
                                                    const float *c_prev, size_t ldp, float *gates,
                                                    float *h, float *c, size_t ld, int nt)
@@ -103,11 +102,11 @@ static __attribute__((noinline)) void cell_forward(int H, int in, const l2l_lstm
         const float *cp = c_prev + k * ldp;
         float *ck = c + k * ld, *hk = h + k * ld;
         for (int n = 0; n < nt; n++) {
-            float i = sigmoidf(gi[n]), f = sigmoidf(gf[n]), g = tanhf(gg[n]), o = sigmoidf(go[n]);
+            float i = l2l_sigmoidf(gi[n]), f = l2l_sigmoidf(gf[n]), g = l2l_tanhf(gg[n]), o = l2l_sigmoidf(go[n]);
             gi[n] = i, gf[n] = f, gg[n] = g, go[n] = o;
             float cn = f * cp[n] + i * g;
             ck[n] = cn;
-            hk[n] = o * tanhf(cn);
+            hk[n] = o * l2l_tanhf(cn);
         }
     }
 }
@@ -308,7 +307,7 @@ static void cell_backward(int H, int in, const l2l_lstm_view *w, const l2l_lstm_
         float *dg = dgate + (size_t)(2 * H + k) * TILE, *dof = dgate + (size_t)(3 * H + k) * TILE;
         for (int n = 0; n < nt; n++) {
             float i = gi[n], f = gf[n], g = gg[n], o = go[n];
-            float tc = tanhf(cn[n]);
+            float tc = l2l_tanhf(cn[n]);
             float dct = dck[n] + dhk[n] * o * (1.0f - tc * tc);
             di[n] = dct * g * i * (1.0f - i);
             df[n] = dct * cp[n] * f * (1.0f - f);

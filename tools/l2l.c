@@ -1,0 +1,829 @@
+/* l2l: the command-line tool, a thin layer over libl2l.
+ *
+ *   l2l train    meta-train a learned optimizer, save it as safetensors
+ *   l2l eval     run one optimizer on fresh test problems, write its loss curve
+ *   l2l tune     pick a baseline's learning rate on validation problems
+ *   l2l compare  tune the baselines, evaluate all optimizers, write CSVs and a figure
+ *   l2l info     describe a checkpoint
+ *   l2l bench    measure throughput and memory
+ *
+ * Only main() turns a status into an exit code: 0 success, 1 runtime failure,
+ * 2 bad usage. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#include <cblas.h>
+
+#include "l2l.h"
+#include "plot.h"
+#include "bench.h"
+
+#define EXIT_USAGE 2
+
+/* ------------------------------------------------------------- options */
+
+typedef struct {
+    const char *task, *preset, *data, *activation, *preproc, *out, *csv, *log, *optimizer;
+    int dim, batch, hidden, layers, steps, runs, unroll, epochs, eval_every, n_valid, tune_runs;
+    int lstm_layers, lstm_hidden, threads, quick;
+    double lr, clip, p, scale;
+    uint64_t seed;
+    int has_batch, has_lr, has_p, has_scale, has_preproc, has_steps;
+} opts;
+
+enum {
+    O_TASK = 1000, O_PRESET, O_DATA, O_DIM, O_BATCH, O_HIDDEN, O_LAYERS, O_ACTIVATION, O_STEPS,
+    O_RUNS, O_UNROLL, O_EPOCHS, O_EVAL_EVERY, O_VALID, O_TUNE_RUNS, O_LR, O_CLIP, O_P, O_SCALE,
+    O_PREPROC, O_LSTM_LAYERS, O_LSTM_HIDDEN, O_SEED, O_OUT, O_CSV, O_LOG, O_OPTIMIZER, O_THREADS,
+    O_QUICK, O_HELP
+};
+
+static const struct option all_options[] = {
+    {"task", required_argument, 0, O_TASK},
+    {"preset", required_argument, 0, O_PRESET},
+    {"data", required_argument, 0, O_DATA},
+    {"dim", required_argument, 0, O_DIM},
+    {"batch", required_argument, 0, O_BATCH},
+    {"hidden", required_argument, 0, O_HIDDEN},
+    {"layers", required_argument, 0, O_LAYERS},
+    {"activation", required_argument, 0, O_ACTIVATION},
+    {"steps", required_argument, 0, O_STEPS},
+    {"runs", required_argument, 0, O_RUNS},
+    {"unroll", required_argument, 0, O_UNROLL},
+    {"epochs", required_argument, 0, O_EPOCHS},
+    {"eval-every", required_argument, 0, O_EVAL_EVERY},
+    {"valid", required_argument, 0, O_VALID},
+    {"tune-runs", required_argument, 0, O_TUNE_RUNS},
+    {"lr", required_argument, 0, O_LR},
+    {"clip", required_argument, 0, O_CLIP},
+    {"p", required_argument, 0, O_P},
+    {"scale", required_argument, 0, O_SCALE},
+    {"preproc", required_argument, 0, O_PREPROC},
+    {"lstm-layers", required_argument, 0, O_LSTM_LAYERS},
+    {"lstm-hidden", required_argument, 0, O_LSTM_HIDDEN},
+    {"seed", required_argument, 0, O_SEED},
+    {"out", required_argument, 0, O_OUT},
+    {"csv", required_argument, 0, O_CSV},
+    {"log", required_argument, 0, O_LOG},
+    {"optimizer", required_argument, 0, O_OPTIMIZER},
+    {"threads", required_argument, 0, O_THREADS},
+    {"quick", no_argument, 0, O_QUICK},
+    {"help", no_argument, 0, O_HELP},
+    {0, 0, 0, 0},
+};
+
+static int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "l2l %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nTry 'l2l %s --help'.\n", cmd);
+    return EXIT_USAGE;
+}
+
+static int fail(const char *cmd, const l2l_error *err)
+{
+    fprintf(stderr, "l2l %s: error: %s\n", cmd, err->msg);
+    return 1;
+}
+
+static int parse_int(const char *cmd, const char *flag, const char *s, int lo, int hi, int *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi)
+        return usage_error(cmd, "--%s expects an integer in %d..%d, got '%s'", flag, lo, hi, s);
+    *out = (int)v;
+    return 0;
+}
+
+static int parse_double(const char *cmd, const char *flag, const char *s, double lo, double hi, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v) || v < lo || v > hi)
+        return usage_error(cmd, "--%s expects a number in [%g, %g], got '%s'", flag, lo, hi, s);
+    *out = v;
+    return 0;
+}
+
+static int parse_choice(const char *cmd, const char *flag, const char *s, const char *const *choices,
+                        const char **out)
+{
+    for (int i = 0; choices[i]; i++)
+        if (strcmp(s, choices[i]) == 0) {
+            *out = choices[i];
+            return 0;
+        }
+    char list[256] = "";
+    for (int i = 0; choices[i]; i++) {
+        strncat(list, i ? ", " : "", sizeof list - strlen(list) - 1);
+        strncat(list, choices[i], sizeof list - strlen(list) - 1);
+    }
+    return usage_error(cmd, "--%s expects one of %s, got '%s'", flag, list, s);
+}
+
+static const char *const tasks[] = {"quadratic", "mnist", 0};
+static const char *const presets[] = {"paper", "deepmind", 0};
+static const char *const activations[] = {"sigmoid", "relu", "tanh", 0};
+static const char *const preprocs[] = {"none", "logsign", 0};
+
+static void opts_default(opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->task = "quadratic";
+    o->preset = "paper";
+    o->data = "data/mnist";
+    o->activation = "sigmoid";
+    o->dim = 10;
+    o->batch = 128;
+    o->hidden = 20;
+    o->layers = 1;
+    o->steps = 100;
+    o->runs = 100;
+    o->unroll = 20;
+    o->epochs = 1000;
+    o->eval_every = 50;
+    o->n_valid = 20;
+    o->tune_runs = 20;
+    o->lr = 1e-3;
+    o->lstm_layers = 2;
+    o->lstm_hidden = 20;
+    o->seed = 1;
+}
+
+/* Parses argv for one subcommand; `allowed` lists the option codes it accepts.
+ * Returns 0, EXIT_USAGE, or -1 when --help was printed. */
+static int parse_opts(const char *cmd, int argc, char **argv, const int *allowed, const char *help,
+                      opts *o, int *first_arg)
+{
+    opts_default(o);
+    optind = 1;
+    opterr = 0;
+    for (;;) {
+        int idx = -1;
+        int c = getopt_long(argc, argv, "+h", all_options, &idx);
+        if (c == -1) break;
+        if (c == 'h') c = O_HELP;
+        if (c == '?' || c == ':') {
+            const char *bad = argv[optind - 1];
+            if (optopt && optopt >= O_TASK)
+                return usage_error(cmd, "option '%s' needs a value", bad);
+            return usage_error(cmd, "unknown option '%s'", bad);
+        }
+        int ok = c == O_HELP;
+        for (int i = 0; allowed[i] && !ok; i++) ok = allowed[i] == c;
+        if (!ok) return usage_error(cmd, "option '--%s' does not apply to 'l2l %s'", all_options[idx].name, cmd);
+        const char *a = optarg, *f = idx >= 0 ? all_options[idx].name : "";
+        int r = 0;
+        double d = 0;
+        switch (c) {
+        case O_HELP: fputs(help, stdout); return -1;
+        case O_TASK: r = parse_choice(cmd, f, a, tasks, &o->task); break;
+        case O_PRESET: r = parse_choice(cmd, f, a, presets, &o->preset); break;
+        case O_ACTIVATION: r = parse_choice(cmd, f, a, activations, &o->activation); break;
+        case O_PREPROC: r = parse_choice(cmd, f, a, preprocs, &o->preproc), o->has_preproc = 1; break;
+        case O_DATA: o->data = a; break;
+        case O_OUT: o->out = a; break;
+        case O_CSV: o->csv = a; break;
+        case O_LOG: o->log = a; break;
+        case O_OPTIMIZER: o->optimizer = a; break;
+        case O_DIM: r = parse_int(cmd, f, a, 1, 4096, &o->dim); break;
+        case O_BATCH: r = parse_int(cmd, f, a, 1, 1 << 20, &o->batch), o->has_batch = 1; break;
+        case O_HIDDEN: r = parse_int(cmd, f, a, 1, 4096, &o->hidden); break;
+        case O_LAYERS: r = parse_int(cmd, f, a, 1, 8, &o->layers); break;
+        case O_STEPS: r = parse_int(cmd, f, a, 1, 1000000, &o->steps), o->has_steps = 1; break;
+        case O_RUNS: r = parse_int(cmd, f, a, 1, 1000000, &o->runs); break;
+        case O_UNROLL: r = parse_int(cmd, f, a, 1, 100000, &o->unroll); break;
+        case O_EPOCHS: r = parse_int(cmd, f, a, 1, 100000000, &o->epochs); break;
+        case O_EVAL_EVERY: r = parse_int(cmd, f, a, 0, 100000000, &o->eval_every); break;
+        case O_VALID: r = parse_int(cmd, f, a, 1, 100000, &o->n_valid); break;
+        case O_TUNE_RUNS: r = parse_int(cmd, f, a, 1, 100000, &o->tune_runs); break;
+        case O_LSTM_LAYERS: r = parse_int(cmd, f, a, 0, L2L_MAX_LAYERS, &o->lstm_layers); break;
+        case O_LSTM_HIDDEN: r = parse_int(cmd, f, a, 1, 1024, &o->lstm_hidden); break;
+        case O_THREADS: r = parse_int(cmd, f, a, 1, 1024, &o->threads); break;
+        case O_QUICK: o->quick = 1; break;
+        case O_LR: r = parse_double(cmd, f, a, 1e-12, 1e6, &o->lr), o->has_lr = 1; break;
+        case O_CLIP: r = parse_double(cmd, f, a, 0, 1e12, &o->clip); break;
+        case O_P: r = parse_double(cmd, f, a, 1e-3, 79, &o->p), o->has_p = 1; break;
+        case O_SCALE: r = parse_double(cmd, f, a, -1e6, 1e6, &o->scale), o->has_scale = 1; break;
+        case O_SEED:
+            r = parse_double(cmd, f, a, 0, 9007199254740992.0, &d);
+            if (!r && d != floor(d)) r = usage_error(cmd, "--seed expects a non-negative integer, got '%s'", a);
+            o->seed = (uint64_t)d;
+            break;
+        }
+        if (r) return r;
+    }
+    *first_arg = optind;
+    if (o->threads) {
+#ifdef _OPENMP
+        omp_set_num_threads(o->threads);
+#endif
+        openblas_set_num_threads(o->threads);
+    }
+    return 0;
+}
+
+/* -------------------------------------------------------------- tasks */
+
+static int is_deepmind(const opts *o) { return strcmp(o->preset, "deepmind") == 0; }
+
+/* The task named by the options. split selects MNIST's "train" or "t10k" digits;
+ * training says whether the quadratic batch default is the meta-training one. */
+static l2l_status make_task(const opts *o, const char *split, int training, l2l_task *task,
+                            l2l_dataset *ds, l2l_error *err)
+{
+    memset(ds, 0, sizeof *ds);
+    if (strcmp(o->task, "quadratic") == 0) {
+        /* Paper: one function per run when evaluating; batches of 128 in meta-training.
+         * Authors' code: the batch-mean loss of 128 functions is the optimizee. */
+        int batch = o->has_batch ? o->batch : (training || is_deepmind(o)) ? 128 : 1;
+        l2l_quadratic_config qc = {o->dim, batch, is_deepmind(o)};
+        return l2l_task_quadratic_create(task, &qc, err);
+    }
+    l2l_status st = l2l_mnist_load(ds, o->data, split, err);
+    if (st) return st;
+    l2l_activation act = strcmp(o->activation, "relu") == 0   ? L2L_ACTIVATION_RELU
+                         : strcmp(o->activation, "tanh") == 0 ? L2L_ACTIVATION_TANH
+                                                              : L2L_ACTIVATION_SIGMOID;
+    l2l_mlp_config mc = {o->layers, o->hidden, act, o->has_batch ? o->batch : 128, 0.01f};
+    st = l2l_task_mlp_create(task, &mc, ds, err);
+    if (st) l2l_dataset_free(ds);
+    return st;
+}
+
+/* Paper: quadratics without preprocessing, scale 1 (authors' value; the paper gives
+ * none); MNIST log/sign with p = 10 and scale 0.1. Authors' code: p = 5, scale 0.01. */
+static l2l_lstm_config lstm_config(const opts *o)
+{
+    int mnist = strcmp(o->task, "mnist") == 0;
+    l2l_lstm_config c;
+    c.layers = o->lstm_layers;
+    c.hidden = o->lstm_hidden;
+    c.preproc = mnist ? L2L_PREPROC_LOGSIGN : L2L_PREPROC_NONE;
+    if (o->has_preproc) c.preproc = strcmp(o->preproc, "logsign") == 0 ? L2L_PREPROC_LOGSIGN : L2L_PREPROC_NONE;
+    c.p = is_deepmind(o) ? 5.0f : 10.0f;
+    c.scale = !mnist ? 1.0f : is_deepmind(o) ? 0.01f : 0.1f;
+    if (o->has_p) c.p = (float)o->p;
+    if (o->has_scale) c.scale = (float)o->scale;
+    return c;
+}
+
+/* --------------------------------------------------------- atomic files */
+
+/* Results are written to PATH.tmp and renamed, so a crash or a full disk never leaves a
+ * half-written file where a good one was. */
+typedef struct {
+    FILE *f;
+    char tmp[4200], path[4096];
+} atomic_file;
+
+static l2l_status atomic_open(atomic_file *a, const char *path, l2l_error *err)
+{
+    snprintf(a->path, sizeof a->path, "%s", path);
+    snprintf(a->tmp, sizeof a->tmp, "%s.tmp%ld", path, (long)getpid());
+    a->f = fopen(a->tmp, "w");
+    if (!a->f) return l2l_error_set(err, L2L_ERR_IO, "cannot create '%s': %s", a->tmp, strerror(errno));
+    return L2L_OK;
+}
+
+static l2l_status atomic_close(atomic_file *a, l2l_error *err)
+{
+    int bad = ferror(a->f);
+    bad |= fflush(a->f) != 0;
+    bad |= fsync(fileno(a->f)) != 0;
+    int e = errno;
+    bad |= fclose(a->f) != 0;
+    if (bad) {
+        remove(a->tmp);
+        return l2l_error_set(err, L2L_ERR_IO, "cannot write '%s': %s", a->path, strerror(e ? e : errno));
+    }
+    if (rename(a->tmp, a->path) != 0) {
+        e = errno;
+        remove(a->tmp);
+        return l2l_error_set(err, L2L_ERR_IO, "cannot rename onto '%s': %s", a->path, strerror(e));
+    }
+    return L2L_OK;
+}
+
+/* ---------------------------------------------------------------- train */
+
+static volatile sig_atomic_t interrupted;
+static void on_sigint(int sig) { (void)sig, interrupted = 1; }
+
+typedef struct {
+    FILE *log;
+    int epochs, tty;
+    l2l_status log_status;
+} train_ctx;
+
+static void fmt_duration(char *buf, size_t n, double s)
+{
+    if (!isfinite(s) || s < 0) s = 0;
+    if (s < 60) snprintf(buf, n, "%.0fs", s);
+    else if (s < 3600) snprintf(buf, n, "%dm%02ds", (int)s / 60, (int)s % 60);
+    else snprintf(buf, n, "%dh%02dm", (int)s / 3600, (int)s % 3600 / 60);
+}
+
+static int train_progress(const l2l_train_progress *p, void *vctx)
+{
+    train_ctx *c = vctx;
+    if (c->log) {
+        fprintf(c->log, "%d,%.9g,%.9g,%.9g,%.9g,%d,%.3f\n", p->epoch, p->train_loss, p->grad_norm,
+                p->valid_loss, p->best_valid, p->best_epoch, p->seconds);
+        if (fflush(c->log) != 0) c->log_status = L2L_ERR_IO;
+    }
+    if (c->tty) {
+        char eta[32];
+        fmt_duration(eta, sizeof eta, p->seconds / p->epoch * (c->epochs - p->epoch));
+        int width = 24, fill = (int)((double)width * p->epoch / c->epochs);
+        fprintf(stderr, "\r[%.*s%*s] epoch %d/%d  train %.4g  best valid %.4g (epoch %d)  ETA %s  ",
+                fill, "========================", width - fill, "", p->epoch, c->epochs, p->train_loss,
+                p->best_valid, p->best_epoch, eta);
+        if (p->epoch == c->epochs) fputc('\n', stderr);
+    }
+    return interrupted || c->log_status;
+}
+
+static const char train_help[] =
+    "usage: l2l train --out FILE.safetensors [options]\n"
+    "Meta-trains a coordinatewise LSTM optimizer on a task family and saves the best\n"
+    "(validated) weights as safetensors.\n\n"
+    "task:\n"
+    "  --task quadratic|mnist   problem family (default quadratic)\n"
+    "  --preset paper|deepmind  paper's settings, or the authors' code's (default paper)\n"
+    "  --dim N                  quadratic dimension (10)\n"
+    "  --batch B                functions per quadratic sample / MNIST minibatch (128)\n"
+    "  --hidden N --layers L --activation sigmoid|relu|tanh   MNIST network (20, 1, sigmoid)\n"
+    "  --data DIR               IDX files for mnist (data/mnist)\n"
+    "optimizer:\n"
+    "  --lstm-layers L --lstm-hidden H   LSTM stack (2 x 20); 0 layers = linear map\n"
+    "  --preproc none|logsign --p P --scale S   input preprocessing and output scale\n"
+    "                           (quadratic: none, scale 1; mnist: logsign p 10, scale 0.1;\n"
+    "                            --preset deepmind: p 5, scale 0.01)\n"
+    "meta-training:\n"
+    "  --epochs E (1000)  --steps S (100)  --unroll T (20)  --lr X (1e-3)  --clip C (off)\n"
+    "  --eval-every K (50)  --valid V (20)   validate every K epochs on V fixed problems\n"
+    "  --seed S (1)  --log FILE (default: OUT with -log.csv)  --threads N\n";
+
+static int cmd_train(int argc, char **argv)
+{
+    static const int allowed[] = {O_TASK, O_PRESET, O_DATA, O_DIM, O_BATCH, O_HIDDEN, O_LAYERS,
+                                  O_ACTIVATION, O_STEPS, O_UNROLL, O_EPOCHS, O_EVAL_EVERY, O_VALID,
+                                  O_LR, O_CLIP, O_P, O_SCALE, O_PREPROC, O_LSTM_LAYERS,
+                                  O_LSTM_HIDDEN, O_SEED, O_OUT, O_LOG, O_THREADS, 0};
+    opts o;
+    int first, r = parse_opts("train", argc, argv, allowed, train_help, &o, &first);
+    if (r) return r < 0 ? 0 : r;
+    if (first < argc) return usage_error("train", "unexpected argument '%s'", argv[first]);
+    if (!o.out) return usage_error("train", "--out FILE.safetensors is required");
+    if (o.steps % o.unroll) return usage_error("train", "--steps (%d) must be a multiple of --unroll (%d)", o.steps, o.unroll);
+
+    l2l_error err = {0};
+    l2l_task task;
+    l2l_dataset ds;
+    if (make_task(&o, "train", 1, &task, &ds, &err)) return fail("train", &err);
+    l2l_lstm_config lc = lstm_config(&o);
+    l2l_lstm net;
+    if (l2l_lstm_create(&net, &lc, &err)) {
+        l2l_task_free(&task), l2l_dataset_free(&ds);
+        return fail("train", &err);
+    }
+    l2l_rng rng;
+    l2l_rng_seed(&rng, o.seed, L2L_STREAM_INIT);
+    l2l_lstm_init(&net, &rng);
+
+    char logpath[4096];
+    if (o.log) snprintf(logpath, sizeof logpath, "%s", o.log);
+    else {
+        snprintf(logpath, sizeof logpath, "%s", o.out);
+        char *dot = strstr(logpath, ".safetensors");
+        if (dot) *dot = 0;
+        strncat(logpath, "-log.csv", sizeof logpath - strlen(logpath) - 1);
+    }
+    train_ctx tc = {.epochs = o.epochs, .tty = isatty(2)};
+    tc.log = fopen(logpath, "w");
+    if (!tc.log) {
+        fprintf(stderr, "l2l train: error: cannot create the log '%s': %s\n", logpath, strerror(errno));
+        l2l_lstm_free(&net), l2l_task_free(&task), l2l_dataset_free(&ds);
+        return 1;
+    }
+    fprintf(tc.log, "epoch,train_loss,grad_norm,valid_loss,best_valid,best_epoch,seconds\n");
+
+    l2l_train_config tcfg;
+    l2l_train_config_default(&tcfg);
+    tcfg.epochs = o.epochs;
+    tcfg.steps = o.steps;
+    tcfg.unroll = o.unroll;
+    tcfg.lr = (float)o.lr;
+    tcfg.clip = (float)o.clip;
+    tcfg.eval_every = o.eval_every;
+    tcfg.n_valid = o.n_valid;
+    tcfg.seed = o.seed;
+    fprintf(stderr, "l2l train: %s, %zu coordinates, LSTM %dx%d (%zu weights), %d epochs x %d steps (unroll %d)\n",
+            task.name, task.n, lc.layers, lc.hidden, net.n_params, o.epochs, o.steps, o.unroll);
+    signal(SIGINT, on_sigint);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    l2l_status st = l2l_meta_train(&net, &task, &tcfg, train_progress, &tc, &err);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double secs = (t1.tv_sec - t0.tv_sec) + 1e-9 * (t1.tv_nsec - t0.tv_nsec);
+    if (fclose(tc.log) != 0 || tc.log_status)
+        fprintf(stderr, "l2l train: warning: the log '%s' could not be written completely\n", logpath);
+    if (tc.tty) fputc('\n', stderr);
+    if (st) fprintf(stderr, "l2l train: error: %s\n", err.msg);
+
+    /* Save whatever is best so far, even after an error or an interrupt. */
+    l2l_kv meta[16];
+    int nm = 0;
+#define META(K, ...) (snprintf(meta[nm].key, sizeof meta[nm].key, "%s", K), \
+                      snprintf(meta[nm].value, sizeof meta[nm].value, __VA_ARGS__), nm++)
+    META("task", "%s", o.task);
+    META("task_name", "%s", task.name);
+    META("preset", "%s", o.preset);
+    META("seed", "%llu", (unsigned long long)o.seed);
+    META("epochs", "%d", o.epochs);
+    META("steps", "%d", o.steps);
+    META("unroll", "%d", o.unroll);
+    META("meta_lr", "%.9g", o.lr);
+    META("clip", "%.9g", o.clip);
+    META("eval_every", "%d", o.eval_every);
+    META("n_valid", "%d", o.n_valid);
+    META("train_seconds", "%.1f", secs);
+    META("completed", "%s", st ? "error" : interrupted ? "interrupted" : "yes");
+    if (strcmp(o.task, "mnist") == 0) META("mlp", "%dx%d %s batch %d", o.layers, o.hidden, o.activation, o.batch);
+#undef META
+    l2l_error serr = {0};
+    l2l_status sst = l2l_checkpoint_save(o.out, &net, meta, nm, &serr);
+    if (sst) fprintf(stderr, "l2l train: error: %s\n", serr.msg);
+    else fprintf(stderr, "l2l train: saved %s (%.1f s of meta-training)\n", o.out, secs);
+    l2l_lstm_free(&net), l2l_task_free(&task), l2l_dataset_free(&ds);
+    return st || sst || interrupted ? 1 : 0;
+}
+
+/* ------------------------------------------------------- eval / compare */
+
+typedef struct {
+    char name[64];
+    l2l_opt_kind kind;
+    float lr;
+    double *loss; /* (runs, steps+1) */
+} curve;
+
+static void stats(const double *loss, int runs, int steps, int t, double *mean, double *std)
+{
+    double s = 0, s2 = 0;
+    for (int r = 0; r < runs; r++) s += loss[(size_t)r * (steps + 1) + t];
+    *mean = s / runs;
+    for (int r = 0; r < runs; r++) {
+        double d = loss[(size_t)r * (steps + 1) + t] - *mean;
+        s2 += d * d;
+    }
+    *std = runs > 1 ? sqrt(s2 / (runs - 1)) : 0;
+    if (!isfinite(*mean)) *std = NAN;
+}
+
+/* The optimizer named by --optimizer: a baseline, or a checkpoint file. */
+static l2l_status load_optimizer(const char *spec, l2l_opt_kind *kind, l2l_lstm *net,
+                                 l2l_kv *meta, int *n_meta, l2l_error *err)
+{
+    int k = l2l_opt_parse(spec);
+    if (k >= 0) {
+        *kind = (l2l_opt_kind)k;
+        return L2L_OK;
+    }
+    *kind = L2L_OPT_LSTM;
+    return l2l_checkpoint_load(spec, net, meta, n_meta, err);
+}
+
+static const char *meta_get(const l2l_kv *meta, int n, const char *key)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(meta[i].key, key) == 0) return meta[i].value;
+    return NULL;
+}
+
+static const char eval_help[] =
+    "usage: l2l eval --optimizer FILE|sgd|nag|rmsprop|adam [--lr X] [options]\n"
+    "Runs an optimizer on R freshly sampled test problems (a seed stream disjoint from\n"
+    "training and validation) and writes step,mean,std (steps 0..S) as CSV.\n\n"
+    "  --task quadratic|mnist --preset paper|deepmind --dim --batch --hidden --layers\n"
+    "  --activation --data DIR   the task, as for 'l2l train' (mnist uses the test split)\n"
+    "  --lr X        learning rate of a baseline (required for one)\n"
+    "  --steps S (100)  --runs R (100)  --seed S (1)  --csv OUT (default: stdout)  --threads N\n";
+
+static int cmd_eval(int argc, char **argv)
+{
+    static const int allowed[] = {O_TASK, O_PRESET, O_DATA, O_DIM, O_BATCH, O_HIDDEN, O_LAYERS,
+                                  O_ACTIVATION, O_STEPS, O_RUNS, O_LR, O_SEED, O_CSV, O_OPTIMIZER,
+                                  O_THREADS, 0};
+    opts o;
+    int first, r = parse_opts("eval", argc, argv, allowed, eval_help, &o, &first);
+    if (r) return r < 0 ? 0 : r;
+    if (first < argc) return usage_error("eval", "unexpected argument '%s'", argv[first]);
+    if (!o.optimizer) return usage_error("eval", "--optimizer FILE|sgd|nag|rmsprop|adam is required");
+    l2l_error err = {0};
+    l2l_opt_kind kind;
+    l2l_lstm net = {0};
+    if (load_optimizer(o.optimizer, &kind, &net, NULL, NULL, &err)) return fail("eval", &err);
+    if (kind != L2L_OPT_LSTM && !o.has_lr)
+        return usage_error("eval", "--lr is required for a baseline (find one with 'l2l tune')");
+    l2l_task task;
+    l2l_dataset ds;
+    if (make_task(&o, "t10k", 0, &task, &ds, &err)) {
+        l2l_lstm_free(&net);
+        return fail("eval", &err);
+    }
+    double *loss = malloc(sizeof(double) * o.runs * (o.steps + 1));
+    l2l_status st = loss ? l2l_evaluate(&task, kind, (float)o.lr, &net, o.runs, o.steps, o.seed,
+                                        L2L_STREAM_TEST, loss, &err)
+                         : l2l_error_set(&err, L2L_ERR_NOMEM, "out of memory");
+    atomic_file af = {.f = stdout};
+    if (!st && o.csv) st = atomic_open(&af, o.csv, &err);
+    if (!st) {
+        fprintf(af.f, "step,mean,std\n");
+        for (int t = 0; t <= o.steps; t++) {
+            double m, s;
+            stats(loss, o.runs, o.steps, t, &m, &s);
+            fprintf(af.f, "%d,%.9g,%.9g\n", t, m, s);
+        }
+        if (o.csv) st = atomic_close(&af, &err);
+    }
+    free(loss);
+    l2l_lstm_free(&net), l2l_task_free(&task), l2l_dataset_free(&ds);
+    return st ? fail("eval", &err) : 0;
+}
+
+static const char tune_help[] =
+    "usage: l2l tune --optimizer sgd|nag|rmsprop|adam [options]\n"
+    "Tries learning rates 1e-4, 3e-4, ..., 1, 3.16 (half-decade steps) on --tune-runs\n"
+    "validation problems and prints the one with the lowest mean loss at the last step.\n\n"
+    "  --task --preset --dim --batch --hidden --layers --activation --data   as for train\n"
+    "  --steps S (100)  --tune-runs R (20)  --seed S (1)  --threads N\n";
+
+static int cmd_tune(int argc, char **argv)
+{
+    static const int allowed[] = {O_TASK, O_PRESET, O_DATA, O_DIM, O_BATCH, O_HIDDEN, O_LAYERS,
+                                  O_ACTIVATION, O_STEPS, O_TUNE_RUNS, O_SEED, O_OPTIMIZER, O_THREADS, 0};
+    opts o;
+    int first, r = parse_opts("tune", argc, argv, allowed, tune_help, &o, &first);
+    if (r) return r < 0 ? 0 : r;
+    if (first < argc) return usage_error("tune", "unexpected argument '%s'", argv[first]);
+    int k = o.optimizer ? l2l_opt_parse(o.optimizer) : -1;
+    if (k < 0) return usage_error("tune", "--optimizer must be one of sgd, nag, rmsprop, adam");
+    l2l_error err = {0};
+    l2l_task task;
+    l2l_dataset ds;
+    if (make_task(&o, "train", 0, &task, &ds, &err)) return fail("tune", &err);
+    float lr;
+    double best;
+    l2l_status st = l2l_tune(&task, (l2l_opt_kind)k, o.tune_runs, o.steps, o.seed, &lr, &best, &err);
+    l2l_task_free(&task), l2l_dataset_free(&ds);
+    if (st) return fail("tune", &err);
+    if (!isfinite(best)) {
+        fprintf(stderr, "l2l tune: error: %s diverged at every learning rate of the grid\n", o.optimizer);
+        return 1;
+    }
+    printf("%g\n", lr);
+    fprintf(stderr, "l2l tune: %s: lr %g, mean loss %.6g at step %d on %d validation problems\n",
+            o.optimizer, lr, best, o.steps, o.tune_runs);
+    return 0;
+}
+
+static l2l_status write_compare(const char *dir, const curve *c, int nc, int runs, int steps,
+                                const char *title, l2l_error *err)
+{
+    char path[4096];
+    atomic_file af;
+    snprintf(path, sizeof path, "%s/curves.csv", dir);
+    l2l_status st = atomic_open(&af, path, err);
+    if (st) return st;
+    fprintf(af.f, "optimizer,step,mean,std\n");
+    for (int i = 0; i < nc; i++)
+        for (int t = 0; t <= steps; t++) {
+            double m, s;
+            stats(c[i].loss, runs, steps, t, &m, &s);
+            fprintf(af.f, "%s,%d,%.9g,%.9g\n", c[i].name, t, m, s);
+        }
+    if ((st = atomic_close(&af, err))) return st;
+
+    snprintf(path, sizeof path, "%s/summary.csv", dir);
+    if ((st = atomic_open(&af, path, err))) return st;
+    fprintf(af.f, "optimizer,lr,final_mean,final_std,final_sem,runs\n");
+    for (int i = 0; i < nc; i++) {
+        double m, s;
+        stats(c[i].loss, runs, steps, steps, &m, &s);
+        if (c[i].kind == L2L_OPT_LSTM) fprintf(af.f, "%s,,", c[i].name);
+        else fprintf(af.f, "%s,%g,", c[i].name, c[i].lr);
+        fprintf(af.f, "%.9g,%.9g,%.9g,%d\n", m, s, s / sqrt(runs), runs);
+    }
+    if ((st = atomic_close(&af, err))) return st;
+
+    l2l_series series[8];
+    double *x = malloc(sizeof(double) * (steps + 1)), *ys = malloc(sizeof(double) * nc * (steps + 1));
+    if (!x || !ys) {
+        free(x), free(ys);
+        return l2l_error_set(err, L2L_ERR_NOMEM, "out of memory");
+    }
+    for (int t = 0; t <= steps; t++) x[t] = t;
+    for (int i = 0; i < nc; i++) {
+        for (int t = 0; t <= steps; t++) {
+            double s;
+            stats(c[i].loss, runs, steps, t, &ys[(size_t)i * (steps + 1) + t], &s);
+        }
+        series[i] = (l2l_series){c[i].name, steps + 1, x, ys + (size_t)i * (steps + 1), NULL};
+    }
+    snprintf(path, sizeof path, "%s/loss.png", dir);
+    st = l2l_plot_lines(path, title, "step", "loss (mean over test problems)", 1, series, nc, err);
+    if (!st) {
+        snprintf(path, sizeof path, "%s/loss.svg", dir);
+        st = l2l_plot_lines(path, title, "step", "loss (mean over test problems)", 1, series, nc, err);
+    }
+    free(x), free(ys);
+    return st;
+}
+
+static const char compare_help[] =
+    "usage: l2l compare --optimizer FILE --out DIR [options]\n"
+    "Tunes SGD, NAG, RMSprop and Adam on validation problems, evaluates them and the\n"
+    "learned optimizer on the same R fresh test problems, and writes DIR/curves.csv\n"
+    "(optimizer,step,mean,std), DIR/summary.csv (optimizer,lr,final_mean,final_std,...)\n"
+    "and DIR/loss.png (and .svg); prints the summary as a table.\n\n"
+    "  --task --preset --dim --batch --hidden --layers --activation --data   as for train\n"
+    "  --steps S (100)  --runs R (100)  --tune-runs V (20)  --seed S (1)  --threads N\n";
+
+static int cmd_compare(int argc, char **argv)
+{
+    static const int allowed[] = {O_TASK, O_PRESET, O_DATA, O_DIM, O_BATCH, O_HIDDEN, O_LAYERS,
+                                  O_ACTIVATION, O_STEPS, O_RUNS, O_TUNE_RUNS, O_SEED, O_OUT,
+                                  O_OPTIMIZER, O_THREADS, 0};
+    opts o;
+    int first, r = parse_opts("compare", argc, argv, allowed, compare_help, &o, &first);
+    if (r) return r < 0 ? 0 : r;
+    if (first < argc) return usage_error("compare", "unexpected argument '%s'", argv[first]);
+    if (!o.optimizer) return usage_error("compare", "--optimizer FILE.safetensors is required");
+    if (!o.out) return usage_error("compare", "--out DIR is required");
+    if (mkdir(o.out, 0777) != 0 && errno != EEXIST) {
+        fprintf(stderr, "l2l compare: error: cannot create the directory '%s': %s\n", o.out, strerror(errno));
+        return 1;
+    }
+    l2l_error err = {0};
+    l2l_lstm net;
+    l2l_kv meta[L2L_MAX_META];
+    int nm = 0;
+    if (l2l_checkpoint_load(o.optimizer, &net, meta, &nm, &err)) return fail("compare", &err);
+    const char *ck_task = meta_get(meta, nm, "task");
+    if (ck_task && strcmp(ck_task, o.task) != 0)
+        fprintf(stderr, "l2l compare: note: %s was trained on task '%s'; evaluating on '%s'\n",
+                o.optimizer, ck_task, o.task);
+
+    l2l_task vtask, ttask;
+    l2l_dataset vds, tds;
+    if (make_task(&o, "train", 0, &vtask, &vds, &err)) {
+        l2l_lstm_free(&net);
+        return fail("compare", &err);
+    }
+    if (make_task(&o, "t10k", 0, &ttask, &tds, &err)) {
+        l2l_lstm_free(&net), l2l_task_free(&vtask), l2l_dataset_free(&vds);
+        return fail("compare", &err);
+    }
+    curve c[5];
+    int nc = 0;
+    l2l_status st = L2L_OK;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int k = 0; k <= 4 && !st; k++) {
+        curve *cv = &c[nc++];
+        memset(cv, 0, sizeof *cv);
+        cv->kind = k == 0 ? L2L_OPT_LSTM : (l2l_opt_kind)(k - 1);
+        snprintf(cv->name, sizeof cv->name, "%s", k == 0 ? "lstm" : l2l_opt_name(cv->kind));
+        if (cv->kind != L2L_OPT_LSTM) {
+            double best;
+            st = l2l_tune(&vtask, cv->kind, o.tune_runs, o.steps, o.seed, &cv->lr, &best, &err);
+            if (st) break;
+            fprintf(stderr, "l2l compare: tuned %-8s lr %-8g (validation loss %.4g)\n", cv->name, cv->lr, best);
+        }
+        cv->loss = malloc(sizeof(double) * o.runs * (o.steps + 1));
+        if (!cv->loss) st = l2l_error_set(&err, L2L_ERR_NOMEM, "out of memory");
+        else st = l2l_evaluate(&ttask, cv->kind, cv->lr, &net, o.runs, o.steps, o.seed, L2L_STREAM_TEST, cv->loss, &err);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (!st) {
+        char title[160];
+        snprintf(title, sizeof title, "%s, %d test problems", ttask.name, o.runs);
+        st = write_compare(o.out, c, nc, o.runs, o.steps, title, &err);
+    }
+    if (!st) {
+        printf("%-9s %-9s %12s %12s %12s\n", "optimizer", "lr", "final mean", "std", "std err");
+        for (int i = 0; i < nc; i++) {
+            double m, s;
+            stats(c[i].loss, o.runs, o.steps, o.steps, &m, &s);
+            char lr[32] = "-";
+            if (c[i].kind != L2L_OPT_LSTM) snprintf(lr, sizeof lr, "%g", c[i].lr);
+            printf("%-9s %-9s %12.5g %12.5g %12.5g\n", c[i].name, lr, m, s, s / sqrt(o.runs));
+        }
+        printf("(loss at step %d, mean over %d test problems; %s; %.1f s)\n", o.steps, o.runs, ttask.name,
+               (t1.tv_sec - t0.tv_sec) + 1e-9 * (t1.tv_nsec - t0.tv_nsec));
+        fprintf(stderr, "l2l compare: wrote %s/curves.csv, summary.csv, loss.png, loss.svg\n", o.out);
+    }
+    for (int i = 0; i < nc; i++) free(c[i].loss);
+    l2l_lstm_free(&net), l2l_task_free(&vtask), l2l_task_free(&ttask);
+    l2l_dataset_free(&vds), l2l_dataset_free(&tds);
+    return st ? fail("compare", &err) : 0;
+}
+
+/* ----------------------------------------------------------------- info */
+
+static const char info_help[] =
+    "usage: l2l info FILE.safetensors\n"
+    "Prints a checkpoint's architecture, metadata and tensors.\n";
+
+static int cmd_info(int argc, char **argv)
+{
+    static const int allowed[] = {0};
+    opts o;
+    int first, r = parse_opts("info", argc, argv, allowed, info_help, &o, &first);
+    if (r) return r < 0 ? 0 : r;
+    if (argc - first != 1) return usage_error("info", "expects exactly one checkpoint file");
+    l2l_error err = {0};
+    l2l_lstm net;
+    l2l_kv meta[L2L_MAX_META];
+    int nm = 0;
+    if (l2l_checkpoint_load(argv[first], &net, meta, &nm, &err)) return fail("info", &err);
+    const l2l_lstm_config *c = &net.cfg;
+    printf("%s\n", argv[first]);
+    printf("  optimizer: coordinatewise LSTM, %d layer%s x %d units, %d input%s (%s", c->layers,
+           c->layers == 1 ? "" : "s", c->hidden, net.n_in, net.n_in == 1 ? "" : "s",
+           c->preproc == L2L_PREPROC_LOGSIGN ? "log/sign" : "raw gradient");
+    if (c->preproc == L2L_PREPROC_LOGSIGN) printf(", p = %g", c->p);
+    printf("), output scale %g\n", c->scale);
+    printf("  weights: %zu floats\n", net.n_params);
+    printf("  metadata:\n");
+    for (int i = 0; i < nm; i++) printf("    %-16s %s\n", meta[i].key, meta[i].value);
+    printf("  tensors:\n");
+    l2l_tensor_desc td[4 * L2L_MAX_LAYERS + 2];
+    int nt = l2l_lstm_tensors(&net.cfg, td);
+    for (int i = 0; i < nt; i++) {
+        double s2 = 0;
+        for (size_t j = 0; j < td[i].count; j++) s2 += (double)net.phi[td[i].offset + j] * net.phi[td[i].offset + j];
+        char shape[48];
+        if (td[i].ndim == 2) snprintf(shape, sizeof shape, "(%lld, %lld)", (long long)td[i].shape[0], (long long)td[i].shape[1]);
+        else snprintf(shape, sizeof shape, "(%lld)", (long long)td[i].shape[0]);
+        printf("    %-18s %-10s norm %.4g\n", td[i].name, shape, sqrt(s2));
+    }
+    l2l_lstm_free(&net);
+    return 0;
+}
+
+/* ----------------------------------------------------------------- main */
+
+static const char main_help[] =
+    "usage: l2l COMMAND [options]   (l2l COMMAND --help for each)\n\n"
+    "Learned optimizers: 'Learning to learn by gradient descent by gradient descent'.\n\n"
+    "  train     meta-train an LSTM optimizer on a task family; save it as safetensors\n"
+    "  eval      run an optimizer on fresh test problems; write its mean loss curve (CSV)\n"
+    "  tune      find a baseline's best learning rate on validation problems\n"
+    "  compare   tuned SGD/NAG/RMSprop/Adam vs a learned optimizer: CSVs, table, figure\n"
+    "  info      describe a checkpoint\n"
+    "  bench     throughput, FLOP rate and memory of meta-training and inference\n";
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(main_help, stderr);
+        return EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+        fputs(main_help, stdout);
+        return 0;
+    }
+    struct {
+        const char *name;
+        int (*fn)(int, char **);
+    } cmds[] = {{"train", cmd_train}, {"eval", cmd_eval},   {"tune", cmd_tune},
+                {"compare", cmd_compare}, {"info", cmd_info}, {"bench", l2l_cmd_bench}};
+    for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++)
+        if (!strcmp(cmd, cmds[i].name)) return cmds[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "l2l: unknown command '%s'\n", cmd);
+    fputs(main_help, stderr);
+    return EXIT_USAGE;
+}
