@@ -297,7 +297,7 @@ l2l_status l2l_evaluate(l2l_task *task, l2l_opt_kind kind, float lr, const l2l_l
                         int runs, int steps, uint64_t seed, uint64_t stream, double *loss,
                         l2l_error *err);
 
-/* The log grid of learning rates for tuning: 10^(k/2) for k = -8..1 (1e-4 .. 3.16). */
+/* The log grid of learning rates for tuning: 10^(k/2) for k = -10..3 (1e-5 .. 31.6). */
 int l2l_tune_grid(float *lrs, int max);
 /* Chooses the learning rate with the lowest mean final loss on `runs` validation problems. */
 l2l_status l2l_tune(l2l_task *task, l2l_opt_kind kind, int runs, int steps, uint64_t seed,

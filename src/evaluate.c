@@ -54,7 +54,7 @@ done:
 int l2l_tune_grid(float *lrs, int max)
 {
     int n = 0;
-    for (int k = -8; k <= 1 && n < max; k++) lrs[n++] = (float)pow(10.0, k / 2.0);
+    for (int k = -10; k <= 3 && n < max; k++) lrs[n++] = (float)pow(10.0, k / 2.0);
     return n;
 }
 

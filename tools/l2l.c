@@ -574,7 +574,7 @@ static int cmd_eval(int argc, char **argv)
 
 static const char tune_help[] =
     "usage: l2l tune --optimizer sgd|nag|rmsprop|adam [options]\n"
-    "Tries learning rates 1e-4, 3e-4, ..., 1, 3.16 (half-decade steps) on --tune-runs\n"
+    "Tries learning rates 1e-5, 3.16e-5, ..., 10, 31.6 (half-decade steps) on --tune-runs\n"
     "validation problems and prints the one with the lowest mean loss at the last step.\n\n"
     "  --task --preset --dim --batch --hidden --layers --activation --data   as for train\n"
     "  --steps S (100)  --tune-runs R (20)  --seed S (1)  --threads N\n";

@@ -1,0 +1,257 @@
+/* The hand-written baselines against steps worked out by hand, the quadratic task's
+ * gradient against finite differences, evaluation and tuning, and meta-training's
+ * reproducibility. */
+#include <string.h>
+
+#include "testutil.h"
+
+/* Two steps from theta = 1 with gradients 2 then -1; expected values from the update
+ * rules written out by hand (Torch7 forms):
+ *   SGD lr 0.1:      1 - 0.2 = 0.8;  0.8 + 0.1 = 0.9
+ *   NAG lr 0.1:      buf 2, 1 - 0.1 (2 + 1.8) = 0.62;  buf 0.8, 0.62 - 0.1 (-1 + 0.72) = 0.648
+ *   RMSprop lr 0.01: m 0.04, 1 - 0.01 * 2 / 0.2 = 0.9;  m 0.0496, 0.9 + 0.01 / sqrt(0.0496)
+ *   Adam lr 0.1:     bias-corrected first step moves by lr: 0.9;  then m 0.08, v 0.004996,
+ *                    step 0.1 sqrt(1 - 0.999²) / (1 - 0.9²). */
+static void test_baselines_by_hand(void **state)
+{
+    (void)state;
+    struct {
+        l2l_opt_kind kind;
+        float lr;
+        double after1, after2;
+    } cases[] = {
+        {L2L_OPT_SGD, 0.1f, 0.8, 0.9},
+        {L2L_OPT_NAG, 0.1f, 0.62, 0.648},
+        {L2L_OPT_RMSPROP, 0.01f, 0.9, 0.9 + 0.01 / sqrt(0.0496)},
+        {L2L_OPT_ADAM, 0.1f, 0.9, 0.9 - 0.1 * sqrt(1 - 0.999 * 0.999) / (1 - 0.81) * 0.08 / sqrt(0.004996)},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        l2l_optimizer o;
+        l2l_error err;
+        assert_int_equal(l2l_optimizer_create(&o, cases[i].kind, 1, cases[i].lr, NULL, &err), L2L_OK);
+        float theta = 1, g1 = 2, g2 = -1;
+        l2l_optimizer_step(&o, &g1, &theta);
+        EXPECT_CLOSE(theta, cases[i].after1, 1e-6, 0, "%s after one step", l2l_opt_name(cases[i].kind));
+        l2l_optimizer_step(&o, &g2, &theta);
+        EXPECT_CLOSE(theta, cases[i].after2, 1e-6, 0, "%s after two steps", l2l_opt_name(cases[i].kind));
+        l2l_optimizer_reset(&o); /* a new optimizee starts from zero state */
+        theta = 1;
+        l2l_optimizer_step(&o, &g1, &theta);
+        EXPECT_CLOSE(theta, cases[i].after1, 1e-6, 0, "%s after reset", l2l_opt_name(cases[i].kind));
+        l2l_optimizer_free(&o);
+    }
+    l2l_optimizer o;
+    l2l_error err;
+    assert_int_equal(l2l_optimizer_create(&o, L2L_OPT_SGD, 1, -1.0f, NULL, &err), L2L_ERR_ARG);
+    assert_non_null(strstr(err.msg, "learning rate"));
+    assert_int_equal(l2l_opt_parse("adam"), L2L_OPT_ADAM);
+    assert_int_equal(l2l_opt_parse("adamw"), -1);
+}
+
+static void check_quadratic_gradient(int deepmind)
+{
+    l2l_task task;
+    l2l_error err;
+    l2l_quadratic_config qc = {4, 3, deepmind};
+    assert_int_equal(l2l_task_quadratic_create(&task, &qc, &err), L2L_OK);
+    assert_int_equal(task.n, 12);
+    EXPECT_CLOSE(task.grad_scale, deepmind ? 1.0 : 1.0 / 3, 1e-7, 0, "grad_scale");
+    l2l_rng rng;
+    l2l_rng_seed(&rng, 5, 0);
+    float theta[12], grad[12], g2[12];
+    task.sample(task.ctx, &rng, theta);
+    for (int i = 0; i < 12; i++) theta[i] = (float)l2l_rng_normal(&rng); /* away from theta0 */
+    task.loss_grad(task.ctx, theta, grad, &rng);
+    /* the true gradient of the (batch-mean) loss is grad_scale * grad */
+    for (int i = 0; i < 12; i++) {
+        const float h = 1e-2f, saved = theta[i];
+        theta[i] = saved + h;
+        double fp = task.loss_grad(task.ctx, theta, g2, &rng);
+        theta[i] = saved - h;
+        double fm = task.loss_grad(task.ctx, theta, g2, &rng);
+        theta[i] = saved;
+        /* f is quadratic, so the central difference is exact up to float rounding */
+        EXPECT_CLOSE(task.grad_scale * grad[i], (fp - fm) / (2 * h), 2e-3, 2e-3,
+                     "%s quadratic d/dtheta[%d]", deepmind ? "deepmind" : "paper", i);
+    }
+    l2l_task_free(&task);
+}
+
+static void test_quadratic_gradient(void **state)
+{
+    (void)state;
+    check_quadratic_gradient(0);
+    check_quadratic_gradient(1);
+    l2l_task task;
+    l2l_error err;
+    l2l_quadratic_config bad = {0, 1, 0};
+    assert_int_equal(l2l_task_quadratic_create(&task, &bad, &err), L2L_ERR_ARG);
+    assert_non_null(strstr(err.msg, "dimension"));
+}
+
+static void test_quadratic_sampling(void **state)
+{
+    (void)state;
+    /* paper: W, y, theta0 ~ N(0, 1); deepmind: W, y ~ U[0, 1), theta0 ~ N(0, 0.01²) */
+    for (int dm = 0; dm < 2; dm++) {
+        l2l_task task;
+        l2l_error err;
+        l2l_quadratic_config qc = {10, 200, dm};
+        assert_int_equal(l2l_task_quadratic_create(&task, &qc, &err), L2L_OK);
+        l2l_rng rng;
+        l2l_rng_seed(&rng, 1, 2);
+        float *theta = calloc(task.n, sizeof(float));
+        task.sample(task.ctx, &rng, theta);
+        double s = 0, s2 = 0;
+        for (size_t i = 0; i < task.n; i++) s += theta[i], s2 += (double)theta[i] * theta[i];
+        double mean = s / task.n, sd = sqrt(s2 / task.n - mean * mean);
+        EXPECT_CLOSE(sd, dm ? 0.01 : 1.0, 0, 0.1, "std of theta0 (deepmind=%d)", dm);
+        EXPECT_CLOSE(mean, 0, dm ? 0.002 : 0.1, 0, "mean of theta0 (deepmind=%d)", dm);
+        free(theta);
+        l2l_task_free(&task);
+    }
+}
+
+static void test_evaluate_and_tune(void **state)
+{
+    (void)state;
+    l2l_task task;
+    l2l_error err;
+    l2l_quadratic_config qc = {10, 1, 0};
+    assert_int_equal(l2l_task_quadratic_create(&task, &qc, &err), L2L_OK);
+    enum { R = 6, S = 30 };
+    double a[R * (S + 1)], b[R * (S + 1)];
+    assert_int_equal(l2l_evaluate(&task, L2L_OPT_ADAM, 0.1f, NULL, R, S, 7, L2L_STREAM_TEST, a, &err), L2L_OK);
+    assert_int_equal(l2l_evaluate(&task, L2L_OPT_SGD, 0.01f, NULL, R, S, 7, L2L_STREAM_TEST, b, &err), L2L_OK);
+    for (int r = 0; r < R; r++) { /* same problems for every optimizer: same f(theta_0) */
+        assert_true(a[r * (S + 1)] == b[r * (S + 1)]);
+        assert_true(a[r * (S + 1) + S] < a[r * (S + 1)]); /* Adam made progress */
+    }
+    assert_true(a[0] != a[S + 1]); /* and different problems per run */
+    /* a divergent learning rate gives +Inf, never NaN */
+    assert_int_equal(l2l_evaluate(&task, L2L_OPT_SGD, 1e5f, NULL, R, S, 7, L2L_STREAM_TEST, b, &err), L2L_OK);
+    assert_true(isinf(b[S]));
+
+    float lrs[32];
+    int n = l2l_tune_grid(lrs, 32);
+    assert_true(n >= 10 && lrs[0] <= 1e-4f && lrs[n - 1] >= 3.0f);
+    float lr;
+    double best;
+    assert_int_equal(l2l_tune(&task, L2L_OPT_SGD, R, S, 7, &lr, &best, &err), L2L_OK);
+    /* the chosen rate beats its neighbours on the grid */
+    for (int i = 0; i < n; i++) {
+        if (lrs[i] == lr) continue;
+        double c[R * (S + 1)], m = 0;
+        assert_int_equal(l2l_evaluate(&task, L2L_OPT_SGD, lrs[i], NULL, R, S, 7, L2L_STREAM_VALID, c, &err), L2L_OK);
+        for (int r = 0; r < R; r++) m += c[r * (S + 1) + S] / R;
+        assert_true(!(m < best));
+    }
+    l2l_task_free(&task);
+}
+
+static int count_epochs(const l2l_train_progress *p, void *ctx)
+{
+    *(int *)ctx = p->epoch;
+    assert_true(isfinite(p->train_loss));
+    return 0;
+}
+
+static void train_once(uint64_t seed, float *phi_out)
+{
+    l2l_task task;
+    l2l_error err;
+    l2l_quadratic_config qc = {10, 16, 0};
+    assert_int_equal(l2l_task_quadratic_create(&task, &qc, &err), L2L_OK);
+    l2l_lstm net;
+    l2l_lstm_config lc = {2, 20, L2L_PREPROC_NONE, 10, 1.0f};
+    assert_int_equal(l2l_lstm_create(&net, &lc, &err), L2L_OK);
+    l2l_rng rng;
+    l2l_rng_seed(&rng, seed, L2L_STREAM_INIT);
+    l2l_lstm_init(&net, &rng);
+    l2l_train_config tc;
+    l2l_train_config_default(&tc);
+    tc.epochs = 12;
+    tc.steps = 20;
+    tc.unroll = 5;
+    tc.eval_every = 4;
+    tc.n_valid = 4;
+    tc.lr = 3e-3f;
+    tc.seed = seed;
+    int epochs = 0;
+    assert_int_equal(l2l_meta_train(&net, &task, &tc, count_epochs, &epochs, &err), L2L_OK);
+    assert_int_equal(epochs, 12);
+    memcpy(phi_out, net.phi, net.n_params * sizeof(float));
+    l2l_lstm_free(&net);
+    l2l_task_free(&task);
+}
+
+static void test_same_seed_same_bytes(void **state)
+{
+    (void)state;
+    static float a[5281], b[5281], c[5281];
+    train_once(3, a);
+    train_once(3, b);
+    train_once(4, c);
+    assert_memory_equal(a, b, sizeof a);
+    assert_memory_not_equal(a, c, sizeof a);
+}
+
+static void test_train_config_errors(void **state)
+{
+    (void)state;
+    l2l_task task;
+    l2l_error err;
+    l2l_quadratic_config qc = {2, 2, 0};
+    assert_int_equal(l2l_task_quadratic_create(&task, &qc, &err), L2L_OK);
+    l2l_lstm net;
+    l2l_lstm_config lc = {1, 4, L2L_PREPROC_NONE, 10, 1.0f};
+    assert_int_equal(l2l_lstm_create(&net, &lc, &err), L2L_OK);
+    l2l_train_config tc;
+    l2l_train_config_default(&tc);
+    tc.steps = 30, tc.unroll = 20;
+    assert_int_equal(l2l_meta_train(&net, &task, &tc, NULL, NULL, &err), L2L_ERR_ARG);
+    assert_non_null(strstr(err.msg, "multiple"));
+    l2l_train_config_default(&tc);
+    tc.lr = -1;
+    assert_int_equal(l2l_meta_train(&net, &task, &tc, NULL, NULL, &err), L2L_ERR_ARG);
+    l2l_lstm_free(&net);
+    l2l_task_free(&task);
+}
+
+/* An optimizer that blows up: the NaN is reported with its epoch, and phi stays finite. */
+static void test_divergence_is_reported(void **state)
+{
+    (void)state;
+    l2l_task task;
+    l2l_error err;
+    l2l_quadratic_config qc = {10, 4, 0};
+    assert_int_equal(l2l_task_quadratic_create(&task, &qc, &err), L2L_OK);
+    l2l_lstm net;
+    l2l_lstm_config lc = {0, 0, L2L_PREPROC_NONE, 10, 1.0f};
+    assert_int_equal(l2l_lstm_create(&net, &lc, &err), L2L_OK);
+    net.phi[0] = 50.0f; /* update = 50 x gradient: theta grows ~1000x per step */
+    l2l_train_config tc;
+    l2l_train_config_default(&tc);
+    tc.epochs = 3, tc.eval_every = 1, tc.n_valid = 2;
+    assert_int_equal(l2l_meta_train(&net, &task, &tc, NULL, NULL, &err), L2L_ERR_NUMERIC);
+    assert_non_null(strstr(err.msg, "epoch 1"));
+    assert_non_null(strstr(err.msg, "non-finite"));
+    assert_true(isfinite(net.phi[0]) && isfinite(net.phi[1]));
+    EXPECT_CLOSE(net.phi[0], 50.0, 0, 0, "phi is the best validated one (the start)");
+    l2l_lstm_free(&net);
+    l2l_task_free(&task);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_baselines_by_hand),
+        cmocka_unit_test(test_quadratic_gradient),
+        cmocka_unit_test(test_quadratic_sampling),
+        cmocka_unit_test(test_evaluate_and_tune),
+        cmocka_unit_test(test_same_seed_same_bytes),
+        cmocka_unit_test(test_train_config_errors),
+        cmocka_unit_test(test_divergence_is_reported),
+    };
+    return cmocka_run_group_tests_name("optimizers", tests, NULL, NULL);
+}
