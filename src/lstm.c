@@ -3,14 +3,30 @@
  * Coordinatewise: every coordinate of theta runs the same small LSTM stack with its
  * own state, so coordinates are a batch. Layout is feature-major: a state is (H, N)
  * per layer with coordinates contiguous, and kernels work on tiles of TILE
- * coordinates so that coordinates fill SIMD lanes and a tile's working set stays in
- * cache while the weights (about 21 kB for 2 x 20) stay in L1.
+ * coordinates, copied into small contiguous per-thread buffers (rows of TILE floats,
+ * padded with zeros past N), so that coordinates fill SIMD lanes, every kernel runs on
+ * whole vectors, and a tile's working set stays in cache while the weights (about
+ * 21 kB for 2 x 20) stay in L1.
  *
  * Cell (PyTorch nn.LSTMCell, gates i, f, g, o):
  *   a = W_ih x + b_ih + W_hh h_prev + b_hh       (4H)
  *   i = s(a_i), f = s(a_f), g = tanh(a_g), o = s(a_o)
  *   c = f c_prev + i g,   h = o tanh(c)
  * Output: update = scale (w_out . h_top + b_out); theta += update.
+ *
+ * Kernels (all register-blocked over VL-lane vectors of coordinates, GCC vector
+ * extensions, which compile to AVX-512, AVX2 or SSE as the target allows):
+ *   cell_forward     one hidden unit at a time: its four gate rows for the whole tile
+ *                    (4 x NV vector accumulators) stay in registers over the in + H
+ *                    inputs, then the activations and the state update are applied
+ *                    to them at once (fused; no pre-activation goes to memory).
+ *   matT_vec         dh_prev = W_hh^T da (and dx = W_ih^T da): four output rows x NV
+ *                    vectors in registers, one pass over the 4H gate rows.
+ *   outer_block      dW += sum_t da_t in_t^T: the weight gradients of a layer are
+ *                    accumulated over all T steps of the tile (the gate gradients of
+ *                    every step are kept in the tile cache) as one product whose
+ *                    contraction runs over time and coordinates; 4 x 4 blocks of
+ *                    vector accumulators, one horizontal sum per block and tile.
  *
  * Memory plan for an unroll of T steps (chosen so that memory does not grow with
  * T x L x H): the forward pass keeps only what it cannot recompute cheaply, the
@@ -20,7 +36,9 @@
  * (gates (L, T, 4H, TILE), h and c (L, T+1, H, TILE)) and backpropagates through it
  * while it is hot. This costs one extra forward (about a third of the FLOPs) and
  * saves 6 L H T floats per coordinate; tiles are independent, so threads take
- * disjoint tiles and reduce their private dphi at the end. */
+ * disjoint tiles and reduce their private dphi at the end. The unroll's forward and
+ * the recompute call the same cell_forward on the same padded tile inputs, so they
+ * agree bit for bit (cell_forward is noipa so that no call site is specialised). */
 #include <math.h>
 #include <string.h>
 #ifdef _OPENMP
@@ -30,7 +48,30 @@
 #include "fastmath.h"
 #include "internal.h"
 
-#define TILE 64
+/* Coordinates per tile (a multiple of VL), chosen by measurement (docs/PERFORMANCE.md). */
+#ifndef L2L_TILE
+#define L2L_TILE 64
+#endif
+#define TILE L2L_TILE
+#define VL 16            /* lanes of one vector */
+#define NV (TILE / VL)   /* vectors per tile row */
+_Static_assert(TILE % VL == 0, "TILE must be a multiple of the vector length");
+
+/* 16 floats; alignment 4 so that loads and stores through it are valid anywhere
+ * (the buffers are 64-byte aligned, so they are aligned accesses in practice). */
+typedef float v16f __attribute__((vector_size(VL * sizeof(float)), aligned(4)));
+
+static inline v16f vload(const float *p) { return *(const v16f *)p; }
+static inline void vstore(float *p, v16f v) { *(v16f *)p = v; }
+static inline v16f vsplat(float s) { return (v16f){0} + s; }
+static inline float vsum(v16f v)
+{
+    float s[VL];
+    memcpy(s, &v, sizeof s);
+    for (int w = VL / 2; w > 0; w /= 2)
+        for (int i = 0; i < w; i++) s[i] += s[i + w];
+    return s[0];
+}
 
 static int max_threads(void)
 {
@@ -71,57 +112,112 @@ void l2l_preprocess(const l2l_lstm_config *cfg, size_t n, const float *g, float 
     }
 }
 
-/* One layer on nt coordinates. x (in, ldx), h_prev/c_prev (H, ldp), gates (4H, TILE)
- * receives the activated gates; h, c (H, ld) the new state (may alias h_prev/c_prev:
- * every gate is computed before the state is written). */
-static __attribute__((noipa)) void cell_forward(int H, int in, const l2l_lstm_view *w, int l,
-                                                   const float *x, size_t ldx, const float *h_prev,
-                                                   const float *c_prev, size_t ldp, float *gates,
-                                                   float *h, float *c, size_t ld, int nt)
+
+/* The gate activations and the state update of hidden unit u on one tile, from its
+ * four pre-activation rows a (4, TILE): i, f, o = s(.), g = tanh(.),
+ * c = f c_prev + i g, h = o tanh(c). Writes the activated gates to gates (rows u,
+ * H+u, 2H+u, 3H+u of (4H, TILE)) when gates is not NULL. */
+static inline void cell_activate(int H, int u, float *a, const float *c_prev, float *gates,
+                                 float *h, float *c)
 {
-    const float *W_ih = w->layer[l].w_ih, *W_hh = w->layer[l].w_hh;
-    const float *b_ih = w->layer[l].b_ih, *b_hh = w->layer[l].b_hh;
-    for (int j = 0; j < 4 * H; j++) {
-        float *a = gates + (size_t)j * TILE;
-        const float bias = b_ih[j] + b_hh[j];
-        for (int n = 0; n < nt; n++) a[n] = bias;
-        for (int k = 0; k < in; k++) {
-            const float wk = W_ih[j * in + k];
-            const float *xk = x + k * ldx;
-            for (int n = 0; n < nt; n++) a[n] += wk * xk[n];
-        }
-        for (int k = 0; k < H; k++) {
-            const float wk = W_hh[j * H + k];
-            const float *hk = h_prev + k * ldp;
-            for (int n = 0; n < nt; n++) a[n] += wk * hk[n];
-        }
-    }
-    for (int k = 0; k < H; k++) {
-        float *gi = gates + (size_t)k * TILE, *gf = gates + (size_t)(H + k) * TILE;
-        float *gg = gates + (size_t)(2 * H + k) * TILE, *go = gates + (size_t)(3 * H + k) * TILE;
-        const float *cp = c_prev + k * ldp;
-        float *ck = c + k * ld, *hk = h + k * ld;
-        for (int n = 0; n < nt; n++) {
-            float i = l2l_sigmoidf(gi[n]), f = l2l_sigmoidf(gf[n]), g = l2l_tanhf(gg[n]), o = l2l_sigmoidf(go[n]);
-            gi[n] = i, gf[n] = f, gg[n] = g, go[n] = o;
-            float cn = f * cp[n] + i * g;
-            ck[n] = cn;
-            hk[n] = o * l2l_tanhf(cn);
-        }
+    float *ai = a, *af = a + TILE, *ag = a + 2 * TILE, *ao = a + 3 * TILE;
+    const float *cp = c_prev + (size_t)u * TILE;
+    float *ck = c + (size_t)u * TILE, *hk = h + (size_t)u * TILE;
+    /* Without a gate cache the activated gates overwrite a (same lane, read first), so
+     * one loop serves both uses and the arithmetic cannot differ between them. */
+    float *gi = gates ? gates + (size_t)u * TILE : ai;
+    float *gf = gates ? gates + (size_t)(H + u) * TILE : af;
+    float *gg = gates ? gates + (size_t)(2 * H + u) * TILE : ag;
+    float *go = gates ? gates + (size_t)(3 * H + u) * TILE : ao;
+#pragma omp simd
+    for (int n = 0; n < TILE; n++) {
+        float i = l2l_sigmoidf(ai[n]), f = l2l_sigmoidf(af[n]), g = l2l_tanhf(ag[n]),
+              o = l2l_sigmoidf(ao[n]);
+        gi[n] = i, gf[n] = f, gg[n] = g, go[n] = o;
+        float cn = f * cp[n] + i * g;
+        ck[n] = cn;
+        hk[n] = o * l2l_tanhf(cn);
     }
 }
 
-/* update (nt) = scale (w_out . top + b_out), top (K, ld). */
-static void output_forward(const l2l_lstm *net, const float *top, size_t ld, int K, float *update,
-                           int nt)
+/* One layer on one tile; every buffer is (rows, TILE). x (in), h_prev, c_prev (H) in;
+ * h, c (H) out (h must not alias h_prev; c may alias c_prev); gates (4H), when not
+ * NULL, receives the activated gates. For each hidden unit u the 4 x NV accumulators of
+ * its gate rows stay in registers while the in + H inputs stream past:
+ *   a_q = b_ih[qH+u] + b_hh[qH+u] + sum_k W_ih[qH+u, k] x_k + sum_k W_hh[qH+u, k] h_prev_k.
+ * One activation loop serves a recompute (gates kept) and an inference step (gates not
+ * kept), so both give the same h and c bit for bit. */
+static __attribute__((noipa)) void cell_forward(int H, int in, const l2l_lstm_view *w, int l,
+                                                   const float *x, const float *h_prev,
+                                                   const float *c_prev, float *gates, float *h,
+                                                   float *c)
+{
+    const float *W_ih = w->layer[l].w_ih, *W_hh = w->layer[l].w_hh;
+    const float *b_ih = w->layer[l].b_ih, *b_hh = w->layer[l].b_hh;
+    float a[4 * TILE] __attribute__((aligned(64)));
+    for (int u = 0; u < H; u++) {
+        v16f acc[4][NV];
+        for (int q = 0; q < 4; q++) {
+            const v16f b = vsplat(b_ih[q * H + u] + b_hh[q * H + u]);
+            for (int v = 0; v < NV; v++) acc[q][v] = b;
+        }
+        const float *wi[4], *wh[4];
+        for (int q = 0; q < 4; q++) wi[q] = W_ih + (size_t)(q * H + u) * in, wh[q] = W_hh + (size_t)(q * H + u) * H;
+        for (int k = 0; k < in; k++) {
+            v16f xv[NV];
+            for (int v = 0; v < NV; v++) xv[v] = vload(x + (size_t)k * TILE + v * VL);
+            for (int q = 0; q < 4; q++) {
+                const float wk = wi[q][k];
+                for (int v = 0; v < NV; v++) acc[q][v] += wk * xv[v];
+            }
+        }
+        for (int k = 0; k < H; k++) {
+            v16f xv[NV];
+            for (int v = 0; v < NV; v++) xv[v] = vload(h_prev + (size_t)k * TILE + v * VL);
+            for (int q = 0; q < 4; q++) {
+                const float wk = wh[q][k];
+                for (int v = 0; v < NV; v++) acc[q][v] += wk * xv[v];
+            }
+        }
+        for (int q = 0; q < 4; q++)
+            for (int v = 0; v < NV; v++) vstore(a + q * TILE + v * VL, acc[q][v]);
+        cell_activate(H, u, a, c_prev, gates, h, c);
+    }
+}
+
+/* update (TILE) = scale (w_out . top + b_out), top (K, TILE). */
+static void output_forward(const l2l_lstm *net, const float *top, int K, float *update)
 {
     const float scale = net->cfg.scale, b = net->w.b_out[0];
-    for (int n = 0; n < nt; n++) update[n] = b;
+    v16f acc[NV];
+    for (int v = 0; v < NV; v++) acc[v] = vsplat(b);
     for (int k = 0; k < K; k++) {
         const float wk = net->w.w_out[k];
-        for (int n = 0; n < nt; n++) update[n] += wk * top[k * ld + n];
+        for (int v = 0; v < NV; v++) acc[v] += wk * vload(top + (size_t)k * TILE + v * VL);
     }
-    for (int n = 0; n < nt; n++) update[n] *= scale;
+    for (int v = 0; v < NV; v++) vstore(update + v * VL, scale * acc[v]);
+}
+
+/* Copies rows (rows, nt) of a feature-major (rows, ld) array into (rows, TILE), zero
+ * past nt, and back. */
+static void tile_gather(float *dst, const float *src, size_t ld, int rows, int nt)
+{
+    for (int r = 0; r < rows; r++) {
+        memcpy(dst + (size_t)r * TILE, src + (size_t)r * ld, (size_t)nt * sizeof(float));
+        if (nt < TILE) memset(dst + (size_t)r * TILE + nt, 0, (size_t)(TILE - nt) * sizeof(float));
+    }
+}
+
+static void tile_scatter(float *dst, size_t ld, const float *src, int rows, int nt)
+{
+    for (int r = 0; r < rows; r++) memcpy(dst + (size_t)r * ld, src + (size_t)r * TILE, (size_t)nt * sizeof(float));
+}
+
+/* Per-thread scratch of forward_step, in floats: x (D, TILE), then per layer h_prev,
+ * c, h (H, TILE), then the update (TILE). */
+static size_t step_scratch_floats(int L, int H, int D)
+{
+    return (size_t)D * TILE + (size_t)3 * L * H * TILE + TILE;
 }
 
 /* One optimizer step over all N coordinates, state updated in place. */
@@ -130,20 +226,26 @@ static void forward_step(const l2l_lstm *net, size_t N, const float *x, float *h
 {
     const int L = net->cfg.layers, H = net->cfg.hidden, D = net->n_in;
     const size_t n_tiles = (N + TILE - 1) / TILE;
+    const size_t hs = (size_t)H * TILE, per_thread = step_scratch_floats(L, H, D);
 #pragma omp parallel for schedule(static) num_threads(n_scratch) if (n_tiles > 1)
     for (size_t tile = 0; tile < n_tiles; tile++) {
         const size_t n0 = tile * TILE;
         const int nt = (int)(N - n0 < TILE ? N - n0 : TILE);
-        float *gates = scratch + (size_t)thread_id() * 4 * H * TILE;
+        float *xt = scratch + (size_t)thread_id() * per_thread;
+        float *ht = xt + (size_t)D * TILE, *upd = ht + 3 * L * hs;
+        tile_gather(xt, x + n0, N, D, nt);
+        const float *in = xt;
         for (int l = 0; l < L; l++) {
-            const float *in = l == 0 ? x + n0 : h + (size_t)(l - 1) * H * N + n0;
-            float *hl = h + (size_t)l * H * N + n0, *cl = c + (size_t)l * H * N + n0;
-            cell_forward(H, l == 0 ? D : H, &net->w, l, in, N, hl, cl, N, gates, hl, cl, N, nt);
+            float *hp = ht + 3 * l * hs, *cl = hp + hs, *hn = cl + hs;
+            tile_gather(hp, h + (size_t)l * H * N + n0, N, H, nt);
+            tile_gather(cl, c + (size_t)l * H * N + n0, N, H, nt);
+            cell_forward(H, l == 0 ? D : H, &net->w, l, in, hp, cl, NULL, hn, cl);
+            tile_scatter(h + (size_t)l * H * N + n0, N, hn, H, nt);
+            tile_scatter(c + (size_t)l * H * N + n0, N, cl, H, nt);
+            in = hn;
         }
-        if (L > 0)
-            output_forward(net, h + (size_t)(L - 1) * H * N + n0, N, H, update + n0, nt);
-        else
-            output_forward(net, x + n0, N, D, update + n0, nt);
+        output_forward(net, in, L > 0 ? H : D, upd);
+        memcpy(update + n0, upd, (size_t)nt * sizeof(float));
     }
 }
 
@@ -161,7 +263,7 @@ l2l_status l2l_lstm_state_create(l2l_lstm_state *s, const l2l_lstm *net, size_t 
     s->h = l2l_alloc(hn * sizeof(float));
     s->c = l2l_alloc(hn * sizeof(float));
     s->x = l2l_alloc((size_t)net->n_in * n * sizeof(float));
-    s->scratch = l2l_alloc((size_t)s->n_scratch * 4 * (H > 0 ? H : 1) * TILE * sizeof(float));
+    s->scratch = l2l_alloc((size_t)s->n_scratch * step_scratch_floats(L, H, net->n_in) * sizeof(float));
     if (!s->h || !s->c || !s->x || !s->scratch) {
         l2l_lstm_state_free(s);
         return l2l_error_set(err, L2L_ERR_NOMEM, "cannot allocate the LSTM state for %zu coordinates", n);
@@ -209,17 +311,18 @@ struct l2l_unroll {
     size_t ws_floats;
 };
 
-/* Per-thread tile cache, in floats, and where each part starts. */
+/* Per-thread tile cache, in floats, and where each part starts. Every part is a whole
+ * number of TILE rows, so every row is 64-byte aligned. */
 typedef struct {
+    float *x;     /* (T, D, TILE) the tile's inputs, zero-padded */
     float *gates; /* (L, T, 4H, TILE) activated gates, then gate gradients */
     float *h, *c; /* (L, T+1, H, TILE) */
     float *dh, *dc; /* (L, H, TILE) running adjoints */
-    float *dgate;   /* (4H, TILE) */
-    float *dh_new;  /* (H, TILE) */
-    float *acc;     /* (TILE) adjoint of the update */
+    float *acc;     /* (T, TILE) scale x the adjoint of update_t */
+    float *ones, *zeros; /* (TILE) constant rows for the bias and padding columns */
 } tile_cache;
 
-static size_t tile_cache_layout(int L, int H, int T, float *base, tile_cache *tc)
+static size_t tile_cache_layout(int L, int H, int D, int T, float *base, tile_cache *tc)
 {
     size_t off = 0;
 #define PART(F, COUNT)                             \
@@ -227,14 +330,15 @@ static size_t tile_cache_layout(int L, int H, int T, float *base, tile_cache *tc
         if (tc) tc->F = base + off;                \
         off += (size_t)(COUNT);                    \
     } while (0)
+    PART(x, (size_t)T * D * TILE);
     PART(gates, (size_t)L * T * 4 * H * TILE);
     PART(h, (size_t)L * (T + 1) * H * TILE);
     PART(c, (size_t)L * (T + 1) * H * TILE);
     PART(dh, (size_t)L * H * TILE);
     PART(dc, (size_t)L * H * TILE);
-    PART(dgate, (size_t)4 * H * TILE);
-    PART(dh_new, (size_t)H * TILE);
-    PART(acc, TILE);
+    PART(acc, (size_t)T * TILE);
+    PART(ones, TILE);
+    PART(zeros, TILE);
 #undef PART
     return off;
 }
@@ -252,7 +356,7 @@ l2l_status l2l_unroll_create(l2l_unroll **out, const l2l_lstm *net, size_t n, in
     u->D = net->n_in;
     u->n_params = net->n_params;
     u->n_threads = max_threads();
-    u->ws_floats = tile_cache_layout(u->L, u->H, T, NULL, NULL);
+    u->ws_floats = tile_cache_layout(u->L, u->H, u->D, T, NULL, NULL);
     size_t hn = (size_t)u->L * u->H * n;
     u->x = l2l_alloc((size_t)T * u->D * n * sizeof(float));
     u->grad = l2l_alloc((size_t)(T + 1) * n * sizeof(float));
@@ -284,84 +388,150 @@ void l2l_unroll_free(l2l_unroll *u)
     l2l_free(u);
 }
 
-/* Backward of one layer at one step on a tile (derivation):
+/* Elementwise backward of one layer at one step on a tile (derivation):
  *   h = o tanh(c):             do = dh tanh(c),  dc += dh o (1 - tanh²(c))
  *   c = f c_prev + i g:        di = dc g, df = dc c_prev, dg = dc i, dc_prev = dc f
  *   i, f, o = s(a):            da = d(.) s (1 - s);   g = tanh(a_g): da_g = dg (1 - g²)
- *   a = W_ih x + W_hh h_prev + b:  dW_ih += da x^T, dW_hh += da h_prev^T, db_ih += da,
- *                                  dx = W_ih^T da,  dh_prev = W_hh^T da.
- * dh (H, TILE) is consumed and replaced by dh_prev; dc likewise by dc_prev; dx, when
- * non-NULL, is accumulated (+=). bias_hh is not trained (see lstm_params.c), so its
- * gradient stays zero. */
-static void cell_backward(int H, int in, const l2l_lstm_view *w, const l2l_lstm_view *dw, int l,
-                          const float *gates, const float *c_prev, const float *c_new,
-                          const float *x, size_t ldx, const float *h_prev, float *dh, float *dc,
-                          float *dgate, float *dx, int nt)
+ * gates (4H, TILE) holds the activated gates and is overwritten with da; dh (H, TILE)
+ * is consumed; dc is replaced by dc_prev. The linear part, a = W_ih x + W_hh h_prev + b,
+ * is matT_vec (dx = W_ih^T da, dh_prev = W_hh^T da) and outer_block (dW_ih += da x^T,
+ * dW_hh += da h_prev^T, db_ih += da), the latter deferred to the end of the tile.
+ * bias_hh is not trained (see lstm_params.c), so its gradient stays zero. */
+static void cell_backward(int H, float *gates, const float *c_prev, const float *c_new,
+                          const float *dh, float *dc)
 {
     for (int k = 0; k < H; k++) {
-        const float *gi = gates + (size_t)k * TILE, *gf = gates + (size_t)(H + k) * TILE;
-        const float *gg = gates + (size_t)(2 * H + k) * TILE, *go = gates + (size_t)(3 * H + k) * TILE;
+        float *gi = gates + (size_t)k * TILE, *gf = gates + (size_t)(H + k) * TILE;
+        float *gg = gates + (size_t)(2 * H + k) * TILE, *go = gates + (size_t)(3 * H + k) * TILE;
         const float *cp = c_prev + (size_t)k * TILE, *cn = c_new + (size_t)k * TILE;
-        float *dhk = dh + (size_t)k * TILE, *dck = dc + (size_t)k * TILE;
-        float *di = dgate + (size_t)k * TILE, *df = dgate + (size_t)(H + k) * TILE;
-        float *dg = dgate + (size_t)(2 * H + k) * TILE, *dof = dgate + (size_t)(3 * H + k) * TILE;
-        for (int n = 0; n < nt; n++) {
+        const float *dhk = dh + (size_t)k * TILE;
+        float *dck = dc + (size_t)k * TILE;
+#pragma omp simd
+        for (int n = 0; n < TILE; n++) {
             float i = gi[n], f = gf[n], g = gg[n], o = go[n];
             float tc = l2l_tanhf(cn[n]);
             float dct = dck[n] + dhk[n] * o * (1.0f - tc * tc);
-            di[n] = dct * g * i * (1.0f - i);
-            df[n] = dct * cp[n] * f * (1.0f - f);
-            dg[n] = dct * i * (1.0f - g * g);
-            dof[n] = dhk[n] * tc * o * (1.0f - o);
+            gi[n] = dct * g * i * (1.0f - i);
+            gf[n] = dct * cp[n] * f * (1.0f - f);
+            gg[n] = dct * i * (1.0f - g * g);
+            go[n] = dhk[n] * tc * o * (1.0f - o);
             dck[n] = dct * f;
         }
     }
-    const float *W_ih = w->layer[l].w_ih, *W_hh = w->layer[l].w_hh;
-    float *dW_ih = dw->layer[l].w_ih, *dW_hh = dw->layer[l].w_hh, *db = dw->layer[l].b_ih;
-    for (int j = 0; j < 4 * H; j++) {
-        const float *da = dgate + (size_t)j * TILE;
-        float s = 0;
-#pragma omp simd reduction(+ : s)
-        for (int n = 0; n < nt; n++) s += da[n];
-        db[j] += s;
-        for (int k = 0; k < in; k++) {
-            const float *xk = x + k * ldx;
-            float d = 0;
-#pragma omp simd reduction(+ : d)
-            for (int n = 0; n < nt; n++) d += da[n] * xk[n];
-            dW_ih[j * in + k] += d;
-        }
-        for (int k = 0; k < H; k++) {
-            const float *hk = h_prev + (size_t)k * TILE;
-            float d = 0;
-#pragma omp simd reduction(+ : d)
-            for (int n = 0; n < nt; n++) d += da[n] * hk[n];
-            dW_hh[j * H + k] += d;
-        }
-    }
-    for (int k = 0; k < H; k++) {
-        float *dhk = dh + (size_t)k * TILE;
-        for (int n = 0; n < nt; n++) dhk[n] = 0;
-    }
-    for (int j = 0; j < 4 * H; j++) {
-        const float *da = dgate + (size_t)j * TILE;
-        for (int k = 0; k < H; k++) {
-            const float wk = W_hh[j * H + k];
-            float *dhk = dh + (size_t)k * TILE;
-            for (int n = 0; n < nt; n++) dhk[n] += wk * da[n];
-        }
-        if (dx)
-            for (int k = 0; k < in; k++) {
-                const float wk = W_ih[j * in + k];
-                float *dxk = dx + k * ldx;
-                for (int n = 0; n < nt; n++) dxk[n] += wk * da[n];
+}
+
+/* out (K, TILE) (+)= W^T da for W (M, K) row-major, da (M, TILE): blocks of four output
+ * rows x NV vectors in registers over one pass through the M rows of da. accumulate = 0
+ * overwrites out. */
+static void matT_vec(int M, int K, const float *W, const float *da, float *out, int accumulate)
+{
+    int k0 = 0;
+    for (; k0 + 4 <= K; k0 += 4) {
+        v16f acc[4][NV];
+        for (int r = 0; r < 4; r++)
+            for (int v = 0; v < NV; v++)
+                acc[r][v] = accumulate ? vload(out + (size_t)(k0 + r) * TILE + v * VL) : (v16f){0};
+        for (int j = 0; j < M; j++) {
+            v16f d[NV];
+            for (int v = 0; v < NV; v++) d[v] = vload(da + (size_t)j * TILE + v * VL);
+            const float *wj = W + (size_t)j * K + k0;
+            for (int r = 0; r < 4; r++) {
+                const float wk = wj[r];
+                for (int v = 0; v < NV; v++) acc[r][v] += wk * d[v];
             }
+        }
+        for (int r = 0; r < 4; r++)
+            for (int v = 0; v < NV; v++) vstore(out + (size_t)(k0 + r) * TILE + v * VL, acc[r][v]);
+    }
+    for (; k0 < K; k0++) {
+        v16f acc[NV];
+        for (int v = 0; v < NV; v++) acc[v] = accumulate ? vload(out + (size_t)k0 * TILE + v * VL) : (v16f){0};
+        for (int j = 0; j < M; j++) {
+            const float wk = W[(size_t)j * K + k0];
+            for (int v = 0; v < NV; v++) acc[v] += wk * vload(da + (size_t)j * TILE + v * VL);
+        }
+        for (int v = 0; v < NV; v++) vstore(out + (size_t)k0 * TILE + v * VL, acc[v]);
+    }
+}
+
+/* A row or column of the weight-gradient products: its TILE floats at step 0 and the
+ * stride per step; a column also says where its sums go (dst + j dst_ld for row j). */
+typedef struct {
+    const float *p;
+    size_t ts;
+    float *dst;
+    size_t dst_ld;
+} vec_seq;
+
+/* s[r][q] = sum_t sum_n a_r(t)[n] b_q(t)[n] with a_r(t) = a[r].p + t a[r].ts and
+ * likewise b: 4 x 4 vector accumulators over the T NV vector pairs, one horizontal
+ * sum each at the end. */
+static void outer_block(int T, const vec_seq a[4], const vec_seq b[4], float s[4][4])
+{
+    v16f acc[4][4];
+    for (int r = 0; r < 4; r++)
+        for (int q = 0; q < 4; q++) acc[r][q] = (v16f){0};
+    for (int t = 0; t < T; t++) {
+        const float *ap[4], *bp[4];
+        for (int r = 0; r < 4; r++) ap[r] = a[r].p + (size_t)t * a[r].ts;
+        for (int q = 0; q < 4; q++) bp[q] = b[q].p + (size_t)t * b[q].ts;
+        for (int v = 0; v < NV; v++) {
+            v16f av[4], bv[4];
+            for (int r = 0; r < 4; r++) av[r] = vload(ap[r] + v * VL);
+            for (int q = 0; q < 4; q++) bv[q] = vload(bp[q] + v * VL);
+            for (int r = 0; r < 4; r++)
+                for (int q = 0; q < 4; q++) acc[r][q] += av[r] * bv[q];
+        }
+    }
+    for (int r = 0; r < 4; r++)
+        for (int q = 0; q < 4; q++) s[r][q] = vsum(acc[r][q]);
+}
+
+/* A group of `count` consecutive columns of TILE floats (column k at p + k TILE, stride
+ * ts per step) whose sums go to dst + k + j dst_ld for row j. */
+typedef struct {
+    const float *p;
+    size_t ts;
+    int count;
+    float *dst;
+    size_t dst_ld;
+} col_group;
+
+static vec_seq column_at(const col_group *g, int ng, int k, const float *zeros)
+{
+    for (int i = 0; i < ng; k -= g[i].count, i++)
+        if (k < g[i].count) return (vec_seq){g[i].p + (size_t)k * TILE, g[i].ts, g[i].dst + k, g[i].dst_ld};
+    return (vec_seq){zeros, 0, NULL, 0};
+}
+
+/* dst[j, k] += sum_t sum_n A_j(t)[n] B_k(t)[n] for the M rows A_j(t) = A + j TILE + t a_ts
+ * and the columns of the groups, in 4 x 4 blocks (rows and columns past the end read the
+ * zero row and their sums go nowhere). */
+static void outer_accumulate(int T, int M, const float *A, size_t a_ts, const col_group *g, int ng,
+                             const float *zeros)
+{
+    int K = 0;
+    for (int i = 0; i < ng; i++) K += g[i].count;
+    const vec_seq zero = {zeros, 0, NULL, 0};
+    for (int j0 = 0; j0 < M; j0 += 4) {
+        vec_seq a[4];
+        for (int r = 0; r < 4; r++) a[r] = j0 + r < M ? (vec_seq){A + (size_t)(j0 + r) * TILE, a_ts, NULL, 0} : zero;
+        for (int k0 = 0; k0 < K; k0 += 4) {
+            vec_seq b[4];
+            for (int q = 0; q < 4; q++) b[q] = column_at(g, ng, k0 + q, zeros);
+            float s[4][4];
+            outer_block(T, a, b, s);
+            for (int r = 0; r < 4 && j0 + r < M; r++)
+                for (int q = 0; q < 4 && k0 + q < K; q++) b[q].dst[(size_t)(j0 + r) * b[q].dst_ld] += s[r][q];
+        }
     }
 }
 
 /* Recompute the tile's forward over the unroll, then backpropagate through it.
  * The adjoint of update_t is grad_scale * sum_{s > t} w_s grad_s (no second
- * derivatives), accumulated backwards in acc. */
+ * derivatives), accumulated backwards; tc->acc keeps scale times it for every step.
+ * The gate gradients of every step stay in the tile cache (over the activated gates),
+ * so the weight gradients are accumulated once per tile, over all T steps together. */
 static void tile_backward(const l2l_lstm *net, const l2l_unroll *u, size_t n0, int nt,
                           const float *weights, float grad_scale, tile_cache *tc,
                           const l2l_lstm_view *dw)
@@ -372,61 +542,61 @@ static void tile_backward(const l2l_lstm *net, const l2l_unroll *u, size_t n0, i
 #define CH(l, t) (tc->h + ((size_t)(l) * (T + 1) + (t)) * hs)
 #define CC(l, t) (tc->c + ((size_t)(l) * (T + 1) + (t)) * hs)
 #define CG(l, t) (tc->gates + ((size_t)(l) * T + (t)) * 4 * hs)
-    for (int l = 0; l < L; l++)
-        for (int k = 0; k < H; k++) {
-            memcpy(CH(l, 0) + (size_t)k * TILE, u->h0 + ((size_t)l * H + k) * N + n0, nt * sizeof(float));
-            memcpy(CC(l, 0) + (size_t)k * TILE, u->c0 + ((size_t)l * H + k) * N + n0, nt * sizeof(float));
-        }
+#define CX(t) (tc->x + (size_t)(t) * D * TILE)
+    for (int t = 0; t < T; t++) tile_gather(CX(t), u->x + (size_t)t * D * N + n0, N, D, nt);
+    for (int l = 0; l < L; l++) {
+        tile_gather(CH(l, 0), u->h0 + (size_t)l * H * N + n0, N, H, nt);
+        tile_gather(CC(l, 0), u->c0 + (size_t)l * H * N + n0, N, H, nt);
+    }
     for (int t = 0; t < T; t++)
-        for (int l = 0; l < L; l++) {
-            const float *in = l == 0 ? u->x + (size_t)t * D * N + n0 : CH(l - 1, t + 1);
-            size_t ldin = l == 0 ? N : TILE;
-            cell_forward(H, l == 0 ? D : H, &net->w, l, in, ldin, CH(l, t), CC(l, t), TILE,
-                         CG(l, t), CH(l, t + 1), CC(l, t + 1), TILE, nt);
-        }
+        for (int l = 0; l < L; l++)
+            cell_forward(H, l == 0 ? D : H, &net->w, l, l == 0 ? CX(t) : CH(l - 1, t + 1), CH(l, t),
+                         CC(l, t), CG(l, t), CH(l, t + 1), CC(l, t + 1));
 
     memset(tc->dh, 0, (size_t)L * hs * sizeof(float));
     memset(tc->dc, 0, (size_t)L * hs * sizeof(float));
-    memset(tc->acc, 0, TILE * sizeof(float));
     const float scale = net->cfg.scale;
-    float *acc = tc->acc;
+    float run[TILE] __attribute__((aligned(64))) = {0}; /* the adjoint of update_t; 0 past nt */
     for (int t = T - 1; t >= 0; t--) {
         const float wt = (weights ? weights[t] : 1.0f) * grad_scale;
         const float *g = u->grad + (size_t)(t + 1) * N + n0;
-        for (int n = 0; n < nt; n++) acc[n] += wt * g[n];
-
-        /* update = scale (w_out . top + b_out) */
-        const float *top = L > 0 ? CH(L - 1, t + 1) : u->x + (size_t)t * D * N + n0;
-        const size_t ldtop = L > 0 ? TILE : N;
-        const int K = L > 0 ? H : D;
-        float sb = 0;
-        for (int n = 0; n < nt; n++) sb += acc[n];
-        dw->b_out[0] += scale * sb;
-        for (int k = 0; k < K; k++) {
-            float d = 0;
-#pragma omp simd reduction(+ : d)
-            for (int n = 0; n < nt; n++) d += acc[n] * top[k * ldtop + n];
-            dw->w_out[k] += scale * d;
-        }
+        for (int n = 0; n < nt; n++) run[n] += wt * g[n];
+        float *acc = tc->acc + (size_t)t * TILE;
+        for (int n = 0; n < TILE; n++) acc[n] = scale * run[n];
+        /* update = scale (w_out . top + b_out): dh_top += w_out scale dupdate */
         if (L > 0) {
             float *dh_top = tc->dh + (size_t)(L - 1) * hs;
             for (int k = 0; k < H; k++) {
-                const float wk = scale * net->w.w_out[k];
-                for (int n = 0; n < nt; n++) dh_top[k * TILE + n] += wk * acc[n];
+                const float wk = net->w.w_out[k];
+                for (int n = 0; n < TILE; n++) dh_top[(size_t)k * TILE + n] += wk * acc[n];
             }
         }
         for (int l = L - 1; l >= 0; l--) {
-            const float *in = l == 0 ? u->x + (size_t)t * D * N + n0 : CH(l - 1, t + 1);
-            size_t ldin = l == 0 ? N : TILE;
-            float *dx = l == 0 ? NULL : tc->dh + (size_t)(l - 1) * hs;
-            cell_backward(H, l == 0 ? D : H, &net->w, dw, l, CG(l, t), CC(l, t), CC(l, t + 1), in,
-                          ldin, CH(l, t), tc->dh + (size_t)l * hs, tc->dc + (size_t)l * hs,
-                          tc->dgate, dx, nt);
+            float *da = CG(l, t), *dh = tc->dh + (size_t)l * hs;
+            cell_backward(H, da, CC(l, t), CC(l, t + 1), dh, tc->dc + (size_t)l * hs);
+            if (l > 0) matT_vec(4 * H, H, net->w.layer[l].w_ih, da, tc->dh + (size_t)(l - 1) * hs, 1);
+            if (t > 0) matT_vec(4 * H, H, net->w.layer[l].w_hh, da, dh, 0); /* none before step 0 */
         }
     }
+
+    /* dW_ih += sum_t da_t in_t^T, dW_hh += sum_t da_t h_{t-1}^T, db_ih += sum_t da_t. */
+    for (int l = 0; l < L; l++) {
+        const int in = l == 0 ? D : H;
+        const col_group g[3] = {
+            {l == 0 ? CX(0) : CH(l - 1, 1), l == 0 ? (size_t)D * TILE : hs, in, dw->layer[l].w_ih, (size_t)in},
+            {CH(l, 0), hs, H, dw->layer[l].w_hh, (size_t)H},
+            {tc->ones, 0, 1, dw->layer[l].b_ih, 1}};
+        outer_accumulate(T, 4 * H, CG(l, 0), 4 * hs, g, 3, tc->zeros);
+    }
+    /* dw_out += sum_t scale dupdate_t top_t^T, db_out += sum_t scale dupdate_t. */
+    const col_group g[2] = {
+        {L > 0 ? CH(L - 1, 1) : CX(0), L > 0 ? hs : (size_t)D * TILE, L > 0 ? H : D, dw->w_out, 0},
+        {tc->ones, 0, 1, dw->b_out, 0}};
+    outer_accumulate(T, 1, tc->acc, TILE, g, 2, tc->zeros);
 #undef CH
 #undef CC
 #undef CG
+#undef CX
 }
 
 static int all_finite(const float *v, size_t n)
@@ -472,7 +642,8 @@ l2l_status l2l_unroll_run(l2l_unroll *u, const l2l_lstm *net, l2l_task *task, fl
     {
         const int id = thread_id();
         tile_cache tc;
-        tile_cache_layout(u->L, u->H, T, u->ws + (size_t)id * u->ws_floats, &tc);
+        tile_cache_layout(u->L, u->H, u->D, T, u->ws + (size_t)id * u->ws_floats, &tc);
+        for (int n = 0; n < TILE; n++) tc.ones[n] = 1.0f, tc.zeros[n] = 0.0f;
         l2l_lstm_view dw;
         l2l_lstm_view_of(&net->cfg, u->dphi_thread + (size_t)id * u->n_params, &dw);
 #pragma omp for schedule(static)
