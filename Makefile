@@ -62,13 +62,17 @@ test-asan:
 	    LDFLAGS="-fopenmp -fsanitize=address,undefined" all
 	@ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp scripts/run_tests.sh build-asan
 
-demo: data all
+# Set-up first, then a fresh make: pkg-config's flags are read when make starts.
+demo: data
+	@$(MAKE) --no-print-directory all
 	@scripts/demo.sh $(BUILD)
 
-bench: data all
+bench: data
+	@$(MAKE) --no-print-directory all
 	@scripts/bench.sh $(BUILD)
 
-experiments: data all
+experiments: data
+	@$(MAKE) --no-print-directory all
 	@scripts/experiments.sh $(BUILD)
 
 install: all
