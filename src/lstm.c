@@ -55,6 +55,7 @@
 #define TILE L2L_TILE
 #define VL 16            /* lanes of one vector */
 #define NV (TILE / VL)   /* vectors per tile row */
+#define MAX_CHUNKS 32 /* partial meta-gradients per unroll (load balance vs memory) */
 _Static_assert(TILE % VL == 0, "TILE must be a multiple of the vector length");
 
 /* 16 floats; alignment 4 so that loads and stores through it are valid anywhere
@@ -227,7 +228,10 @@ static void forward_step(const l2l_lstm *net, size_t N, const float *x, float *h
     const int L = net->cfg.layers, H = net->cfg.hidden, D = net->n_in;
     const size_t n_tiles = (N + TILE - 1) / TILE;
     const size_t hs = (size_t)H * TILE, per_thread = step_scratch_floats(L, H, D);
-#pragma omp parallel for schedule(static) num_threads(n_scratch) if (n_tiles > 1)
+    /* Tiles are independent and each is computed the same way whichever thread takes
+     * it, so a dynamic schedule (which copes with a core shared with other work) gives
+     * the same numbers bit for bit. */
+#pragma omp parallel for schedule(dynamic, 4) num_threads(n_scratch) if (n_tiles > 1)
     for (size_t tile = 0; tile < n_tiles; tile++) {
         const size_t n0 = tile * TILE;
         const int nt = (int)(N - n0 < TILE ? N - n0 : TILE);
@@ -306,7 +310,8 @@ struct l2l_unroll {
     float *h0, *c0; /* (L, H, N) state at the unroll's start */
     float *update; /* (N) */
     int n_threads;
-    float *dphi_thread; /* (n_threads, n_params) */
+    size_t n_chunks;    /* fixed groups of consecutive tiles, each with its own dphi */
+    float *dphi_chunk;  /* (n_chunks, n_params) */
     float *ws;          /* (n_threads, ws_floats) per-thread tile caches */
     size_t ws_floats;
 };
@@ -363,9 +368,11 @@ l2l_status l2l_unroll_create(l2l_unroll **out, const l2l_lstm *net, size_t n, in
     u->h0 = l2l_alloc(hn * sizeof(float));
     u->c0 = l2l_alloc(hn * sizeof(float));
     u->update = l2l_alloc(n * sizeof(float));
-    u->dphi_thread = l2l_alloc((size_t)u->n_threads * u->n_params * sizeof(float));
+    const size_t n_tiles = (n + TILE - 1) / TILE;
+    u->n_chunks = n_tiles < MAX_CHUNKS ? (n_tiles > 0 ? n_tiles : 1) : MAX_CHUNKS;
+    u->dphi_chunk = l2l_alloc(u->n_chunks * u->n_params * sizeof(float));
     u->ws = l2l_alloc((size_t)u->n_threads * u->ws_floats * sizeof(float));
-    if (!u->x || !u->grad || !u->h0 || !u->c0 || !u->update || !u->dphi_thread || !u->ws) {
+    if (!u->x || !u->grad || !u->h0 || !u->c0 || !u->update || !u->dphi_chunk || !u->ws) {
         l2l_unroll_free(u);
         return l2l_error_set(err, L2L_ERR_NOMEM,
                              "cannot allocate the caches of an unroll of %d steps over %zu coordinates",
@@ -383,7 +390,7 @@ void l2l_unroll_free(l2l_unroll *u)
     l2l_free(u->h0);
     l2l_free(u->c0);
     l2l_free(u->update);
-    l2l_free(u->dphi_thread);
+    l2l_free(u->dphi_chunk);
     l2l_free(u->ws);
     l2l_free(u);
 }
@@ -634,27 +641,35 @@ l2l_status l2l_unroll_run(l2l_unroll *u, const l2l_lstm *net, l2l_task *task, fl
         for (size_t i = 0; i < N; i++) theta[i] += u->update[i];
     }
 
-    const size_t n_tiles = (N + TILE - 1) / TILE;
+    /* The tiles are cut into n_chunks fixed runs of consecutive tiles, each accumulating
+     * its own dphi, summed in chunk order at the end: the meta-gradient is the same bit
+     * for bit whatever the number of threads and whichever thread takes which chunk, so
+     * chunks can be handed out dynamically (a core shared with other work slows one
+     * thread down, not the whole unroll). */
+    const size_t n_tiles = (N + TILE - 1) / TILE, n_chunks = u->n_chunks;
     const float grad_scale = task->grad_scale;
     const int n_threads = u->n_threads;
-    memset(u->dphi_thread, 0, (size_t)n_threads * u->n_params * sizeof(float));
-#pragma omp parallel num_threads(n_threads) if (n_tiles > 1)
+    memset(u->dphi_chunk, 0, n_chunks * u->n_params * sizeof(float));
+#pragma omp parallel num_threads(n_threads) if (n_chunks > 1)
     {
         const int id = thread_id();
         tile_cache tc;
         tile_cache_layout(u->L, u->H, u->D, T, u->ws + (size_t)id * u->ws_floats, &tc);
         for (int n = 0; n < TILE; n++) tc.ones[n] = 1.0f, tc.zeros[n] = 0.0f;
-        l2l_lstm_view dw;
-        l2l_lstm_view_of(&net->cfg, u->dphi_thread + (size_t)id * u->n_params, &dw);
-#pragma omp for schedule(static)
-        for (size_t tile = 0; tile < n_tiles; tile++) {
-            const size_t n0 = tile * TILE;
-            const int nt = (int)(N - n0 < TILE ? N - n0 : TILE);
-            tile_backward(net, u, n0, nt, weights, grad_scale, &tc, &dw);
+#pragma omp for schedule(dynamic, 1)
+        for (size_t chunk = 0; chunk < n_chunks; chunk++) {
+            l2l_lstm_view dw;
+            l2l_lstm_view_of(&net->cfg, u->dphi_chunk + chunk * u->n_params, &dw);
+            const size_t t0 = chunk * n_tiles / n_chunks, t1 = (chunk + 1) * n_tiles / n_chunks;
+            for (size_t tile = t0; tile < t1; tile++) {
+                const size_t n0 = tile * TILE;
+                const int nt = (int)(N - n0 < TILE ? N - n0 : TILE);
+                tile_backward(net, u, n0, nt, weights, grad_scale, &tc, &dw);
+            }
         }
     }
-    for (int id = 0; id < n_threads; id++) {
-        const float *src = u->dphi_thread + (size_t)id * u->n_params;
+    for (size_t chunk = 0; chunk < n_chunks; chunk++) {
+        const float *src = u->dphi_chunk + chunk * u->n_params;
         for (size_t i = 0; i < u->n_params; i++) dphi[i] += src[i];
     }
     if (!all_finite(dphi, u->n_params))
