@@ -305,6 +305,18 @@ l2l_status l2l_tune(l2l_task *task, l2l_opt_kind kind, int runs, int steps, uint
 
 /* -------------------------------------------------------- meta-training */
 
+/* Weights w_t of the meta-loss sum_t w_t f(theta_t) over an optimizee's steps. */
+typedef enum {
+    L2L_WEIGHT_UNIFORM = 0, /* w_t = 1 (the paper) */
+    L2L_WEIGHT_LINEAR       /* w_t proportional to t, mean 1: favours the final loss */
+} l2l_weighting;
+
+/* What validation scores to pick the best phi. */
+typedef enum {
+    L2L_SELECT_MEAN = 0, /* mean f over steps 1..steps: the meta-objective (the paper) */
+    L2L_SELECT_FINAL     /* f at the last step */
+} l2l_selection;
+
 typedef struct {
     int epochs;       /* fresh optimizees */
     int steps;        /* steps per optimizee (100) */
@@ -314,13 +326,15 @@ typedef struct {
     int eval_every;   /* validate every K epochs (0 = never; the last phi is kept) */
     int n_valid;      /* validation problems */
     uint64_t seed;
+    l2l_weighting weighting;
+    l2l_selection selection;
 } l2l_train_config;
 
 typedef struct {
     int epoch;          /* 1-based */
     double train_loss;  /* mean f over the epoch's steps 1..steps */
     double grad_norm;   /* mean meta-gradient norm over the epoch's unrolls */
-    double valid_loss;  /* mean f on validation problems, NaN when not evaluated */
+    double valid_loss;  /* validation score (see l2l_selection), NaN when not evaluated */
     double best_valid;  /* best so far */
     int best_epoch;
     double seconds;     /* since the start */

@@ -1,9 +1,11 @@
 /* Meta-training (PAPER.md section 4): epochs of fresh optimizees, each run for `steps`
  * steps in truncated unrolls of `unroll`; after every unroll one Adam step on phi;
  * theta and the LSTM state carry on into the next unroll without gradient.
- * Every eval_every epochs phi is scored on a fixed set of validation problems (the
- * mean of f(theta_t) over t = 1..steps, the meta-objective) and the best phi is kept:
- * early stopping as in the paper. */
+ * Every eval_every epochs phi is scored on a fixed set of validation problems (by
+ * default the mean of f(theta_t) over t = 1..steps, the meta-objective; or the final
+ * loss) and the best phi is kept: early stopping as in the paper.
+ * The meta-loss weights are w_t = 1 (the paper) or, with L2L_WEIGHT_LINEAR,
+ * w_t = 2t / (steps + 1), which has mean 1 and puts more weight on late steps. */
 #include <math.h>
 #include <string.h>
 #include <time.h>
@@ -30,17 +32,19 @@ static double now_seconds(void)
     return ts.tv_sec + 1e-9 * ts.tv_nsec;
 }
 
-/* Mean over problems of the mean loss over steps 1..steps; +Inf if any diverged. */
+/* Mean over problems of the mean loss over steps 1..steps (or of the final loss);
+ * +Inf if any diverged. */
 static l2l_status validate(l2l_task *task, const l2l_lstm *net, const l2l_train_config *cfg,
                            double *curves, double *score, l2l_error *err)
 {
     l2l_status st = l2l_evaluate(task, L2L_OPT_LSTM, 0, net, cfg->n_valid, cfg->steps, cfg->seed,
                                  L2L_STREAM_VALID, curves, err);
     if (st) return st;
+    const int first = cfg->selection == L2L_SELECT_FINAL ? cfg->steps : 1;
     double s = 0;
     for (int r = 0; r < cfg->n_valid; r++)
-        for (int t = 1; t <= cfg->steps; t++) s += curves[(size_t)r * (cfg->steps + 1) + t];
-    *score = s / ((double)cfg->n_valid * cfg->steps);
+        for (int t = first; t <= cfg->steps; t++) s += curves[(size_t)r * (cfg->steps + 1) + t];
+    *score = s / ((double)cfg->n_valid * (cfg->steps - first + 1));
     if (!isfinite(*score)) *score = INFINITY;
     return L2L_OK;
 }
@@ -71,11 +75,14 @@ l2l_status l2l_meta_train(l2l_lstm *net, l2l_task *task, const l2l_train_config 
     float *dphi = l2l_alloc(P * sizeof(float)), *m = l2l_alloc(P * sizeof(float));
     float *v = l2l_alloc(P * sizeof(float)), *best = l2l_alloc(P * sizeof(float));
     double *losses = l2l_alloc((size_t)(T + 1) * sizeof(double));
+    float *weights = l2l_alloc((size_t)cfg->steps * sizeof(float)); /* (steps) w_1..w_steps */
     double *curves = l2l_alloc((size_t)(cfg->n_valid > 0 ? cfg->n_valid : 1) * (cfg->steps + 1) * sizeof(double));
-    if (!theta || !dphi || !m || !v || !best || !losses || !curves) {
+    if (!theta || !dphi || !m || !v || !best || !losses || !weights || !curves) {
         st = l2l_error_set(err, L2L_ERR_NOMEM, "cannot allocate meta-training buffers");
         goto done;
     }
+    for (int t = 1; t <= cfg->steps; t++)
+        weights[t - 1] = cfg->weighting == L2L_WEIGHT_LINEAR ? 2.0f * t / (cfg->steps + 1) : 1.0f;
     if ((st = l2l_unroll_create(&u, net, N, T, err))) goto done;
     if ((st = l2l_lstm_state_create(&state, net, N, err))) goto done;
 
@@ -94,7 +101,8 @@ l2l_status l2l_meta_train(l2l_lstm *net, l2l_task *task, const l2l_train_config 
         double train = 0, gnorm = 0;
         for (int k = 0; k < n_unrolls; k++) {
             memset(dphi, 0, P * sizeof(float));
-            st = l2l_unroll_run(u, net, task, theta, &state, NULL, &rng, dphi, losses, err);
+            st = l2l_unroll_run(u, net, task, theta, &state, weights + (size_t)k * T, &rng, dphi,
+                                losses, err);
             if (st) {
                 char msg[sizeof err->msg];
                 snprintf(msg, sizeof msg, "%s", err ? err->msg : "");
@@ -133,6 +141,6 @@ done:
     l2l_unroll_free(u);
     l2l_lstm_state_free(&state);
     l2l_free(theta), l2l_free(dphi), l2l_free(m), l2l_free(v), l2l_free(best);
-    l2l_free(losses), l2l_free(curves);
+    l2l_free(losses), l2l_free(weights), l2l_free(curves);
     return st;
 }

@@ -29,6 +29,7 @@
 #include "l2l.h"
 #include "plot.h"
 #include "bench.h"
+#include "plotcmd.h"
 
 #define EXIT_USAGE 2
 
@@ -36,6 +37,7 @@
 
 typedef struct {
     const char *task, *preset, *data, *activation, *preproc, *out, *csv, *log, *optimizer;
+    const char *weighting, *select;
     int dim, batch, hidden, layers, steps, runs, unroll, epochs, eval_every, n_valid, tune_runs;
     int lstm_layers, lstm_hidden, threads, quick;
     double lr, clip, p, scale;
@@ -47,7 +49,7 @@ enum {
     O_TASK = 1000, O_PRESET, O_DATA, O_DIM, O_BATCH, O_HIDDEN, O_LAYERS, O_ACTIVATION, O_STEPS,
     O_RUNS, O_UNROLL, O_EPOCHS, O_EVAL_EVERY, O_VALID, O_TUNE_RUNS, O_LR, O_CLIP, O_P, O_SCALE,
     O_PREPROC, O_LSTM_LAYERS, O_LSTM_HIDDEN, O_SEED, O_OUT, O_CSV, O_LOG, O_OPTIMIZER, O_THREADS,
-    O_QUICK, O_HELP
+    O_QUICK, O_WEIGHTING, O_SELECT, O_HELP
 };
 
 static const struct option all_options[] = {
@@ -80,6 +82,8 @@ static const struct option all_options[] = {
     {"optimizer", required_argument, 0, O_OPTIMIZER},
     {"threads", required_argument, 0, O_THREADS},
     {"quick", no_argument, 0, O_QUICK},
+    {"weighting", required_argument, 0, O_WEIGHTING},
+    {"select", required_argument, 0, O_SELECT},
     {"help", no_argument, 0, O_HELP},
     {0, 0, 0, 0},
 };
@@ -144,6 +148,8 @@ static const char *const tasks[] = {"quadratic", "mnist", 0};
 static const char *const presets[] = {"paper", "deepmind", 0};
 static const char *const activations[] = {"sigmoid", "relu", "tanh", 0};
 static const char *const preprocs[] = {"none", "logsign", 0};
+static const char *const weightings[] = {"uniform", "linear", 0};
+static const char *const selections[] = {"mean", "final", 0};
 
 static void opts_default(opts *o)
 {
@@ -152,6 +158,8 @@ static void opts_default(opts *o)
     o->preset = "paper";
     o->data = "data/mnist";
     o->activation = "sigmoid";
+    o->weighting = "uniform";
+    o->select = "mean";
     o->dim = 10;
     o->batch = 128;
     o->hidden = 20;
@@ -200,6 +208,8 @@ static int parse_opts(const char *cmd, int argc, char **argv, const int *allowed
         case O_PRESET: r = parse_choice(cmd, f, a, presets, &o->preset); break;
         case O_ACTIVATION: r = parse_choice(cmd, f, a, activations, &o->activation); break;
         case O_PREPROC: r = parse_choice(cmd, f, a, preprocs, &o->preproc), o->has_preproc = 1; break;
+        case O_WEIGHTING: r = parse_choice(cmd, f, a, weightings, &o->weighting); break;
+        case O_SELECT: r = parse_choice(cmd, f, a, selections, &o->select); break;
         case O_DATA: o->data = a; break;
         case O_OUT: o->out = a; break;
         case O_CSV: o->csv = a; break;
@@ -382,6 +392,9 @@ static const char train_help[] =
     "meta-training:\n"
     "  --epochs E (1000)  --steps S (100)  --unroll T (20)  --lr X (1e-3)  --clip C (off)\n"
     "  --eval-every K (50)  --valid V (20)   validate every K epochs on V fixed problems\n"
+    "  --select mean|final      keep the phi with the best mean loss over the steps (the\n"
+    "                           meta-objective, default) or the best final loss\n"
+    "  --weighting uniform|linear   meta-loss weights w_t = 1 (paper) or proportional to t\n"
     "  --seed S (1)  --log FILE (default: OUT with -log.csv)  --threads N\n";
 
 static int cmd_train(int argc, char **argv)
@@ -389,7 +402,8 @@ static int cmd_train(int argc, char **argv)
     static const int allowed[] = {O_TASK, O_PRESET, O_DATA, O_DIM, O_BATCH, O_HIDDEN, O_LAYERS,
                                   O_ACTIVATION, O_STEPS, O_UNROLL, O_EPOCHS, O_EVAL_EVERY, O_VALID,
                                   O_LR, O_CLIP, O_P, O_SCALE, O_PREPROC, O_LSTM_LAYERS,
-                                  O_LSTM_HIDDEN, O_SEED, O_OUT, O_LOG, O_THREADS, 0};
+                                  O_LSTM_HIDDEN, O_SEED, O_OUT, O_LOG, O_THREADS, O_WEIGHTING,
+                                  O_SELECT, 0};
     opts o;
     int first, r = parse_opts("train", argc, argv, allowed, train_help, &o, &first);
     if (r) return r < 0 ? 0 : r;
@@ -438,6 +452,8 @@ static int cmd_train(int argc, char **argv)
     tcfg.eval_every = o.eval_every;
     tcfg.n_valid = o.n_valid;
     tcfg.seed = o.seed;
+    tcfg.weighting = strcmp(o.weighting, "linear") == 0 ? L2L_WEIGHT_LINEAR : L2L_WEIGHT_UNIFORM;
+    tcfg.selection = strcmp(o.select, "final") == 0 ? L2L_SELECT_FINAL : L2L_SELECT_MEAN;
     fprintf(stderr, "l2l train: %s, %zu coordinates, LSTM %dx%d (%zu weights), %d epochs x %d steps (unroll %d)\n",
             task.name, task.n, lc.layers, lc.hidden, net.n_params, o.epochs, o.steps, o.unroll);
     signal(SIGINT, on_sigint);
@@ -467,6 +483,8 @@ static int cmd_train(int argc, char **argv)
     META("clip", "%.9g", o.clip);
     META("eval_every", "%d", o.eval_every);
     META("n_valid", "%d", o.n_valid);
+    META("weighting", "%s", o.weighting);
+    META("select", "%s", o.select);
     META("train_seconds", "%.1f", secs);
     META("completed", "%s", st ? "error" : interrupted ? "interrupted" : "yes");
     if (strcmp(o.task, "mnist") == 0) META("mlp", "%dx%d %s batch %d", o.layers, o.hidden, o.activation, o.batch);
@@ -803,6 +821,7 @@ static const char main_help[] =
     "  tune      find a baseline's best learning rate on validation problems\n"
     "  compare   tuned SGD/NAG/RMSprop/Adam vs a learned optimizer: CSVs, table, figure\n"
     "  info      describe a checkpoint\n"
+    "  plot      draw the curves of a CSV (curves.csv, a sweep) as a PNG or SVG figure\n"
     "  bench     throughput, FLOP rate and memory of meta-training and inference\n";
 
 int main(int argc, char **argv)
@@ -820,6 +839,7 @@ int main(int argc, char **argv)
         const char *name;
         int (*fn)(int, char **);
     } cmds[] = {{"train", cmd_train}, {"eval", cmd_eval},   {"tune", cmd_tune},
+                {"plot", l2l_cmd_plot},
                 {"compare", cmd_compare}, {"info", cmd_info}, {"bench", l2l_cmd_bench}};
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++)
         if (!strcmp(cmd, cmds[i].name)) return cmds[i].fn(argc - 1, argv + 1);
