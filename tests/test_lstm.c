@@ -137,6 +137,7 @@ typedef struct {
     quad_fixed q;
     double theta0[32], h0[256], c0[256];
     double *xs; /* frozen inputs (T, N, D) */
+    const double *w; /* meta-loss weights (T) or NULL */
 } unroll_case;
 
 static double frozen_meta_loss(unroll_case *uc, const double *phi)
@@ -144,7 +145,7 @@ static double frozen_meta_loss(unroll_case *uc, const double *phi)
     l2l_ref_task task = {(size_t)uc->q.dim * uc->q.batch, 1.0 / uc->q.batch, &uc->q, quad_ref_loss_grad};
     double theta[32], h[256], c[256];
     memcpy(theta, uc->theta0, sizeof theta), memcpy(h, uc->h0, sizeof h), memcpy(c, uc->c0, sizeof c);
-    return l2l_ref_unroll(&uc->cfg, phi, &task, uc->T, NULL, theta, h, c, uc->xs, NULL, NULL, NULL);
+    return l2l_ref_unroll(&uc->cfg, phi, &task, uc->T, uc->w, theta, h, c, uc->xs, NULL, NULL, NULL);
 }
 
 /* Per element and along random directions: the meta-gradient with second derivatives
@@ -152,7 +153,8 @@ static double frozen_meta_loss(unroll_case *uc, const double *phi)
  * the values the forward pass saw. Returns the number of mismatches (0 = pass). */
 static int check_unroll_fd(int layers, int hidden, l2l_preproc pre, double scale, int T, int report)
 {
-    unroll_case uc = {.cfg = {layers, hidden, pre, 10.0f, (float)scale}, .T = T};
+    static const double w[8] = {0.5, 1.5, 0.25, 2.0, 1.0, 0.75, 1.25, 3.0};
+    unroll_case uc = {.cfg = {layers, hidden, pre, 10.0f, (float)scale}, .T = T, .w = layers == 1 ? w : NULL};
     if (layers == 0) uc.cfg.hidden = 0;
     l2l_rng rng;
     l2l_rng_seed(&rng, 11 + layers * 3 + hidden, 0);
@@ -168,7 +170,7 @@ static int check_unroll_fd(int layers, int hidden, l2l_preproc pre, double scale
     l2l_ref_task task = {N, 1.0 / uc.q.batch, &uc.q, quad_ref_loss_grad};
     double theta[32], h[256], c[256];
     memcpy(theta, uc.theta0, sizeof theta), memcpy(h, uc.h0, sizeof h), memcpy(c, uc.c0, sizeof c);
-    l2l_ref_unroll(&uc.cfg, phi, &task, T, NULL, theta, h, c, NULL, uc.xs, NULL, dphi);
+    l2l_ref_unroll(&uc.cfg, phi, &task, T, uc.w, theta, h, c, NULL, uc.xs, NULL, dphi);
 
     l2l_tensor_desc td[4 * L2L_MAX_LAYERS + 2];
     int nt = l2l_lstm_tensors(&uc.cfg, td), bad = 0;
@@ -238,8 +240,11 @@ static double rel_err(const double *a, const double *b, size_t n)
 
 /* Two consecutive unrolls of T steps, float fast path vs double reference. */
 static void compare_fast_ref(int layers, int hidden, l2l_preproc pre, float scale, int dim,
-                             int batch, int T)
+                             int batch, int T, int weighted)
 {
+    float wf[64];
+    double wd[64];
+    for (int t = 0; t < T; t++) wd[t] = wf[t] = weighted ? 0.3f + 0.5f * t : 1.0f;
     l2l_lstm net = make_net(layers, hidden, pre, scale, 5 + layers);
     l2l_rng rng;
     l2l_rng_seed(&rng, 99, (uint64_t)batch);
@@ -266,8 +271,10 @@ static void compare_fast_ref(int layers, int hidden, l2l_preproc pre, float scal
     for (int unroll = 0; unroll < 2; unroll++) {
         memset(dphi, 0, P * sizeof(float));
         memset(rdphi, 0, P * sizeof(double));
-        assert_int_equal(l2l_unroll_run(u, &net, &task, theta, &st, NULL, &rng, dphi, losses, &err), L2L_OK);
-        l2l_ref_unroll(&net.cfg, rphi, &rtask, T, NULL, rtheta, rh, rc, NULL, NULL, rlosses, rdphi);
+        assert_int_equal(l2l_unroll_run(u, &net, &task, theta, &st, weighted ? wf : NULL, &rng, dphi,
+                                        losses, &err), L2L_OK);
+        l2l_ref_unroll(&net.cfg, rphi, &rtask, T, weighted ? wd : NULL, rtheta, rh, rc, NULL, NULL,
+                       rlosses, rdphi);
         for (int t = 0; t <= T; t++)
             EXPECT_CLOSE(losses[t], rlosses[t], 1e-6, 1e-4, "L=%d N=%zu unroll %d loss[%d]", L, N, unroll, t);
         for (size_t i = 0; i < N; i++)
@@ -295,10 +302,11 @@ static void compare_fast_ref(int layers, int hidden, l2l_preproc pre, float scal
 static void test_fast_matches_reference(void **state)
 {
     (void)state;
-    compare_fast_ref(2, 20, L2L_PREPROC_LOGSIGN, 0.1f, 3, 2, 5);   /* one partial tile */
-    compare_fast_ref(2, 20, L2L_PREPROC_LOGSIGN, 0.1f, 4, 8, 4);   /* N = 32 */
-    compare_fast_ref(1, 7, L2L_PREPROC_NONE, 0.3f, 3, 8, 3);
-    compare_fast_ref(0, 0, L2L_PREPROC_NONE, 1.0f, 2, 3, 4);
+    compare_fast_ref(2, 20, L2L_PREPROC_LOGSIGN, 0.1f, 3, 2, 5, 0); /* one partial tile */
+    compare_fast_ref(2, 20, L2L_PREPROC_LOGSIGN, 0.1f, 4, 8, 4, 0); /* N = 32 */
+    compare_fast_ref(2, 20, L2L_PREPROC_LOGSIGN, 0.1f, 4, 8, 4, 1); /* meta-loss weights */
+    compare_fast_ref(1, 7, L2L_PREPROC_NONE, 0.3f, 3, 8, 3, 0);
+    compare_fast_ref(0, 0, L2L_PREPROC_NONE, 1.0f, 2, 3, 4, 1);
 }
 
 /* Many tiles, with a remainder: a task of N = 200 independent coordinates. */
