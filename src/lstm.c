@@ -55,6 +55,10 @@
 #define TILE L2L_TILE
 #define VL 16            /* lanes of one vector */
 #define NV (TILE / VL)   /* vectors per tile row */
+/* A step over fewer tiles (about a millisecond of work) runs on one thread: a parallel
+ * region costs microseconds on idle cores but a scheduler time slice when a core is
+ * shared, and the step's work would not pay for it. */
+#define MIN_PARALLEL_TILES 64
 #define MAX_CHUNKS 32 /* partial meta-gradients per unroll (load balance vs memory) */
 _Static_assert(TILE % VL == 0, "TILE must be a multiple of the vector length");
 
@@ -231,7 +235,7 @@ static void forward_step(const l2l_lstm *net, size_t N, const float *x, float *h
     /* Tiles are independent and each is computed the same way whichever thread takes
      * it, so a dynamic schedule (which copes with a core shared with other work) gives
      * the same numbers bit for bit. */
-#pragma omp parallel for schedule(dynamic, 4) num_threads(n_scratch) if (n_tiles > 1)
+#pragma omp parallel for schedule(dynamic, 4) num_threads(n_scratch) if (n_tiles >= MIN_PARALLEL_TILES)
     for (size_t tile = 0; tile < n_tiles; tile++) {
         const size_t n0 = tile * TILE;
         const int nt = (int)(N - n0 < TILE ? N - n0 : TILE);

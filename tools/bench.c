@@ -69,6 +69,14 @@ static double peak_rss_mb(void)
     return ru.ru_maxrss / 1024.0; /* Linux: KiB */
 }
 
+/* CPU seconds of all this process's threads, user + system. */
+static double cpu_seconds(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + 1e-6 * (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+}
+
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -106,7 +114,8 @@ static void set_threads(int threads, int blas_threads)
 
 /* ------------------------------------------------------------ child: one result */
 
-/* What a child reports, one line: "RESULT kind n threads seconds rate task_frac peak_mb runs". */
+/* What a child reports, one line:
+ * "RESULT kind n threads seconds rate task_frac peak_mb runs cpu_util". */
 typedef struct {
     char kind[16];
     double n;
@@ -116,12 +125,13 @@ typedef struct {
     double task_frac; /* share of the time spent in the optimizee's loss and gradient */
     double peak_mb;
     int runs;
+    double cpu_util;  /* CPU seconds / wall seconds over the timed runs (ideal: threads) */
 } result;
 
 static void print_result(const result *r)
 {
-    printf("RESULT %s %.0f %d %.9g %.9g %.6f %.1f %d\n", r->kind, r->n, r->threads, r->seconds,
-           r->rate, r->task_frac, r->peak_mb, r->runs);
+    printf("RESULT %s %.0f %d %.9g %.9g %.6f %.1f %d %.3f\n", r->kind, r->n, r->threads, r->seconds,
+           r->rate, r->task_frac, r->peak_mb, r->runs, r->cpu_util);
     fflush(stdout);
 }
 
@@ -208,12 +218,14 @@ static int child_sgemm(int threads, int size, int repeat, result *r, l2l_error *
     for (size_t i = 0; i < n * n; i++) a[i] = (float)(i % 7) * 0.1f, b[i] = (float)(i % 5) * 0.1f;
     double t[64];
     const int runs = repeat < 64 ? repeat : 64;
+    double wall = 0, cpu = 0;
     for (int k = -1; k < runs; k++) { /* k = -1: warm-up */
-        const double t0 = now_seconds();
+        const double t0 = now_seconds(), c0 = cpu_seconds();
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, size, size, size, 1.0f, a, size, b,
                     size, 0.0f, c, size);
-        if (k >= 0) t[k] = now_seconds() - t0;
+        if (k >= 0) t[k] = now_seconds() - t0, wall += t[k], cpu += cpu_seconds() - c0;
     }
+    r->cpu_util = cpu / wall;
     free(a), free(b), free(c);
     r->seconds = median(t, runs);
     r->rate = 2.0 * n * n * n / r->seconds;
@@ -250,17 +262,21 @@ static int child_train(size_t N, int repeat, result *r, l2l_error *err)
                      .loss_grad = synth_loss_grad};
     const int runs = runs_for(repeat, (double)N * BENCH_T, 4e7);
     const int warm = (double)N * BENCH_T <= 2e7;
-    double t[64], task_t[64];
+    double t[64], task_t[64], wall = 0, cpu = 0;
     for (int k = -warm; k < runs && k < 64; k++) {
         memcpy(theta, theta0, N * sizeof(float));
         l2l_lstm_state_zero(&state);
         memset(dphi, 0, net.n_params * sizeof(float));
         s.seconds = 0;
-        const double t0 = now_seconds();
+        const double t0 = now_seconds(), c0 = cpu_seconds();
         if (l2l_unroll_run(u, &net, &task, theta, &state, NULL, &rng, dphi, NULL, err)) goto done;
         l2l_adam_update(net.n_params, net.phi, dphi, m, v, k + 2, 1e-3f, 0.9f, 0.999f, 1e-8f);
-        if (k >= 0) t[k] = now_seconds() - t0, task_t[k] = s.seconds / t[k];
+        if (k >= 0) {
+            t[k] = now_seconds() - t0, task_t[k] = s.seconds / t[k];
+            wall += t[k], cpu += cpu_seconds() - c0;
+        }
     }
+    r->cpu_util = cpu / wall;
     r->runs = runs < 64 ? runs : 64;
     r->seconds = median(t, r->runs);
     r->task_frac = median(task_t, r->runs);
@@ -293,12 +309,16 @@ static int child_infer(size_t N, int repeat, result *r, l2l_error *err)
     /* Several steps per timed run, so a run is long enough to time at small N. */
     const int per_run = N >= 200000 ? 1 : (int)(200000 / N) + 1;
     const int runs = runs_for(repeat, (double)N * per_run, 3e7);
-    double t[64];
+    double t[64], wall = 0, cpu = 0;
     for (int k = -1; k < runs && k < 64; k++) {
-        const double t0 = now_seconds();
+        const double t0 = now_seconds(), c0 = cpu_seconds();
         for (int s = 0; s < per_run; s++) l2l_lstm_step(&net, &state, grad, update);
-        if (k >= 0) t[k] = (now_seconds() - t0) / per_run;
+        if (k >= 0) {
+            wall += now_seconds() - t0, cpu += cpu_seconds() - c0;
+            t[k] = (now_seconds() - t0) / per_run;
+        }
     }
+    r->cpu_util = cpu / wall;
     r->runs = runs < 64 ? runs : 64;
     r->seconds = median(t, r->runs);
     r->rate = (double)N / r->seconds;
@@ -346,9 +366,10 @@ static int child_mnist(const char *data, int repeat, result *r, l2l_error *err)
     tc.epochs = 1 + (repeat < 63 ? repeat : 63); /* the first is a warm-up */
     tc.eval_every = 0;
     epoch_times e = {0};
-    const double t0 = now_seconds();
+    const double t0 = now_seconds(), c0 = cpu_seconds();
     if (l2l_meta_train(&net, &task, &tc, on_epoch, &e, err)) goto done_net;
     const double total = now_seconds() - t0;
+    r->cpu_util = (cpu_seconds() - c0) / total;
     r->runs = e.n - 1;
     r->seconds = median(e.t + 1, r->runs);
     r->rate = (double)task.n * tc.steps / r->seconds;
@@ -390,7 +411,11 @@ static const char bench_help[] =
     "  --sgemm-size S    size of the square sgemm that sets the machine's rate (default 2048)\n"
     "  --csv FILE        also write every result as CSV\n"
     "  --plot FILE       also draw throughput against N (.png or .svg)\n"
-    "  --quick           a smoke run of a few seconds (small N, 2 repeats, no MNIST)\n";
+    "  --quick           a smoke run of a few seconds (small N, 2 repeats, no MNIST)\n\n"
+    "Columns: seconds per unit (an unroll of T steps, an inference step, an epoch, an sgemm);\n"
+    "useful GFLOP/s and its share of the sgemm rate at the same thread count; the task's\n"
+    "share of the time; peak resident memory of the process; cpu = CPU seconds per wall\n"
+    "second over the timed runs (below the thread count: the cores were shared).\n";
 
 static int usage(const char *fmt, const char *arg)
 {
@@ -456,8 +481,8 @@ static int run_child(const char *self, const char *kind, double n, int threads, 
     char line[512];
     int found = 0;
     while (f && fgets(line, sizeof line, f))
-        if (!found && sscanf(line, "RESULT %15s %lf %d %lf %lf %lf %lf %d", r->kind, &r->n, &r->threads,
-                             &r->seconds, &r->rate, &r->task_frac, &r->peak_mb, &r->runs) == 8)
+        if (!found && sscanf(line, "RESULT %15s %lf %d %lf %lf %lf %lf %d %lf", r->kind, &r->n, &r->threads,
+                             &r->seconds, &r->rate, &r->task_frac, &r->peak_mb, &r->runs, &r->cpu_util) == 9)
             found = 1;
     if (f) fclose(f);
     int status = 0;
@@ -504,15 +529,16 @@ static int write_csv(const char *path, const result *res, int n_res, double f_tr
     FILE *f = fopen(tmp, "w");
     if (!f) return 1;
     fprintf(f, "kind,n,threads,seconds,coordinate_steps_per_s,useful_gflops,sgemm_gflops,"
-               "fraction_of_sgemm,task_fraction,peak_rss_mb,runs\n");
+               "fraction_of_sgemm,task_fraction,peak_rss_mb,runs,cpu_per_wall\n");
     for (int i = 0; i < n_res; i++) {
         const result *r = &res[i];
         const int is_sgemm = !strcmp(r->kind, "sgemm");
         const double fl = !strcmp(r->kind, "infer") ? f_infer : f_train;
         const double gf = is_sgemm ? r->rate / 1e9 : r->rate * fl / 1e9;
         const double sg = sgemm_rate(res, n_res, r->threads) / 1e9;
-        fprintf(f, "%s,%.0f,%d,%.6g,%.6g,%.4g,%.4g,%.4f,%.4f,%.1f,%d\n", r->kind, r->n, r->threads,
-                r->seconds, is_sgemm ? NAN : r->rate, gf, sg, gf / sg, r->task_frac, r->peak_mb, r->runs);
+        fprintf(f, "%s,%.0f,%d,%.6g,%.6g,%.4g,%.4g,%.4f,%.4f,%.1f,%d,%.3f\n", r->kind, r->n, r->threads,
+                r->seconds, is_sgemm ? NAN : r->rate, gf, sg, gf / sg, r->task_frac, r->peak_mb, r->runs,
+                r->cpu_util);
     }
     int bad = ferror(f) | fflush(f);
     bad |= fclose(f);
@@ -665,8 +691,8 @@ int l2l_cmd_bench(int argc, char **argv)
     int n_res = 0, failed = 0;
     printf("l2l bench: LSTM %d x %d, log/sign inputs, unroll T = %d; useful FLOPs per coordinate-step: "
            "training %.0f, inference %.0f\n", BENCH_L, BENCH_H, BENCH_T, f_train, f_infer);
-    printf("%-6s %10s %3s %12s %11s %9s %8s %7s %9s %8s %4s\n", "kind", "N", "thr", "seconds",
-           "Mcoord-st/s", "ns/coord", "GFLOP/s", "%sgemm", "task %", "peak MB", "runs");
+    printf("%-6s %10s %3s %12s %11s %9s %8s %7s %7s %8s %5s %4s\n", "kind", "N", "thr", "seconds",
+           "Mcoord-st/s", "ns/coord", "GFLOP/s", "%sgemm", "task %", "peak MB", "cpu", "runs");
     typedef struct {
         const char *kind;
         double n;
@@ -691,9 +717,9 @@ int l2l_cmd_bench(int argc, char **argv)
             const double fl = !strcmp(r->kind, "infer") ? f_infer : f_train;
             const double gf = is_sgemm ? r->rate / 1e9 : r->rate * fl / 1e9;
             const double sg = sgemm_rate(res, n_res, r->threads) / 1e9;
-            printf("%-6s %10.0f %3d %12.6g %11.4g %9.4g %8.2f %7.1f %9.1f %8.1f %4d\n", r->kind, r->n,
+            printf("%-6s %10.0f %3d %12.6g %11.4g %9.4g %8.2f %7.1f %7.1f %8.1f %5.2f %4d\n", r->kind, r->n,
                    r->threads, r->seconds, is_sgemm ? NAN : r->rate / 1e6, is_sgemm ? NAN : 1e9 / r->rate,
-                   gf, 100 * gf / sg, is_sgemm ? NAN : 100 * r->task_frac, r->peak_mb, r->runs);
+                   gf, 100 * gf / sg, is_sgemm ? NAN : 100 * r->task_frac, r->peak_mb, r->cpu_util, r->runs);
             fflush(stdout);
         }
     /* Scaling: the speed-up of the largest thread count over one thread, per configuration. */
