@@ -16,7 +16,8 @@ start=$(date +%s)
 echo "== Quadratics: meta-training (paper settings, seed 1) =="
 "$l2l" train --task quadratic --out "$out/quadratic.safetensors" --epochs 300 --eval-every 25 --seed 1
 echo "== Quadratics: learned optimizer vs tuned baselines on 1000 fresh test problems =="
-"$l2l" compare --task quadratic --optimizer "$out/quadratic.safetensors" --runs 1000 --out "$out/quadratic"
+"$l2l" compare --task quadratic --optimizer "$out/quadratic.safetensors" --runs 1000 --tune-runs 100 \
+    --out "$out/quadratic"
 
 if [ -f models/mnist.safetensors ]; then
     echo "== MNIST: the shipped optimizer (models/mnist.safetensors) vs tuned baselines =="
