@@ -519,6 +519,21 @@ static void stats(const double *loss, int runs, int steps, int t, double *mean, 
     if (!isfinite(*mean)) *std = NAN;
 }
 
+/* Paired difference a - b of the losses at step t over the same problems: mean and its
+ * standard error (the problems' own spread cancels). */
+static void paired(const double *a, const double *b, int runs, int steps, int t, double *mean, double *sem)
+{
+    double s = 0, s2 = 0;
+    for (int r = 0; r < runs; r++) s += a[(size_t)r * (steps + 1) + t] - b[(size_t)r * (steps + 1) + t];
+    *mean = s / runs;
+    for (int r = 0; r < runs; r++) {
+        double d = a[(size_t)r * (steps + 1) + t] - b[(size_t)r * (steps + 1) + t] - *mean;
+        s2 += d * d;
+    }
+    *sem = runs > 1 ? sqrt(s2 / (runs - 1) / runs) : 0;
+    if (!isfinite(*mean)) *sem = NAN;
+}
+
 /* The optimizer named by --optimizer: a baseline, or a checkpoint file. */
 static l2l_status load_optimizer(const char *spec, l2l_opt_kind *kind, l2l_lstm *net,
                                  l2l_kv *meta, int *n_meta, l2l_error *err)
@@ -645,13 +660,14 @@ static l2l_status write_compare(const char *dir, const curve *c, int nc, int run
 
     snprintf(path, sizeof path, "%s/summary.csv", dir);
     if ((st = atomic_open(&af, path, err))) return st;
-    fprintf(af.f, "optimizer,lr,final_mean,final_std,final_sem,runs\n");
+    fprintf(af.f, "optimizer,lr,final_mean,final_std,final_sem,runs,minus_lstm_mean,minus_lstm_sem\n");
     for (int i = 0; i < nc; i++) {
-        double m, s;
+        double m, s, dm, ds;
         stats(c[i].loss, runs, steps, steps, &m, &s);
+        paired(c[i].loss, c[0].loss, runs, steps, steps, &dm, &ds);
         if (c[i].kind == L2L_OPT_LSTM) fprintf(af.f, "%s,,", c[i].name);
         else fprintf(af.f, "%s,%g,", c[i].name, c[i].lr);
-        fprintf(af.f, "%.9g,%.9g,%.9g,%d\n", m, s, s / sqrt(runs), runs);
+        fprintf(af.f, "%.9g,%.9g,%.9g,%d,%.9g,%.9g\n", m, s, s / sqrt(runs), runs, dm, ds);
     }
     if ((st = atomic_close(&af, err))) return st;
 
@@ -750,13 +766,18 @@ static int cmd_compare(int argc, char **argv)
         st = write_compare(o.out, c, nc, o.runs, o.steps, title, &err);
     }
     if (!st) {
-        printf("%-9s %-9s %12s %12s %12s\n", "optimizer", "lr", "final mean", "std", "std err");
+        printf("%-9s %-9s %12s %12s %12s   %s\n", "optimizer", "lr", "final mean", "std", "std err",
+               "minus lstm (paired)");
         for (int i = 0; i < nc; i++) {
-            double m, s;
+            double m, s, dm, ds;
             stats(c[i].loss, o.runs, o.steps, o.steps, &m, &s);
-            char lr[32] = "-";
-            if (c[i].kind != L2L_OPT_LSTM) snprintf(lr, sizeof lr, "%g", c[i].lr);
-            printf("%-9s %-9s %12.5g %12.5g %12.5g\n", c[i].name, lr, m, s, s / sqrt(o.runs));
+            paired(c[i].loss, c[0].loss, o.runs, o.steps, o.steps, &dm, &ds);
+            char lr[32] = "-", diff[64] = "";
+            if (c[i].kind != L2L_OPT_LSTM) {
+                snprintf(lr, sizeof lr, "%g", c[i].lr);
+                snprintf(diff, sizeof diff, "%+.4g +- %.2g", dm, ds);
+            }
+            printf("%-9s %-9s %12.5g %12.5g %12.5g   %s\n", c[i].name, lr, m, s, s / sqrt(o.runs), diff);
         }
         printf("(loss at step %d, mean over %d test problems; %s; %.1f s)\n", o.steps, o.runs, ttask.name,
                (t1.tv_sec - t0.tv_sec) + 1e-9 * (t1.tv_nsec - t0.tv_nsec));
