@@ -62,6 +62,10 @@
 #define MAX_CHUNKS 32 /* partial meta-gradients per unroll (load balance vs memory) */
 _Static_assert(TILE % VL == 0, "TILE must be a multiple of the vector length");
 
+/* The vector helpers are static: GCC's note that a 64-byte vector return changes the
+ * ABI without AVX-512 concerns only exported functions. */
+#pragma GCC diagnostic ignored "-Wpsabi"
+
 /* 16 floats; alignment 4 so that loads and stores through it are valid anywhere
  * (the buffers are 64-byte aligned, so they are aligned accesses in practice). */
 typedef float v16f __attribute__((vector_size(VL * sizeof(float)), aligned(4)));
