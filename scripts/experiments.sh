@@ -19,7 +19,7 @@
 #   NAME/curves.csv, summary.csv, loss.png, loss.svg, table.txt   per variant
 #   fig6/width.csv, fig6/depth.csv   series,x,mean,sem: loss at step 100 (sem = std/sqrt(R))
 #   fig6/width.png, fig6/depth.png   the sweeps, with standard-error bars (`l2l plot`)
-#   results.csv    experiment,optimizer,lr,final_mean,final_std,final_sem,runs, all variants
+#   results.csv    every variant's summary.csv rows, prefixed by an experiment column
 #   times.csv      step,seconds   wall-clock time of meta-training and of every variant
 #
 # Environment:
@@ -54,7 +54,7 @@ die() {
 mkdir -p "$out/fig4" "$out/fig5" "$out/fig6"
 start=$(date +%s)
 printf 'step,seconds\n' > "$out/times.csv.tmp"
-printf 'experiment,optimizer,lr,final_mean,final_std,final_sem,runs\n' > "$out/results.csv.tmp"
+rm -f "$out/results.csv.tmp"
 if [ "$quick" = 1 ]; then
     echo "experiments: EXP_QUICK=1, a smoke run (R = $runs, V = $tune_runs): the numbers are not results"
 fi
@@ -91,6 +91,13 @@ variant() {
     secs=$(( $(date +%s) - t0 ))
     cat "$out/$name/table.txt"
     printf '%s,%d\n' "$name" "$secs" >> "$out/times.csv.tmp"
+    # results.csv: every summary.csv row prefixed by the variant; one header, taken from
+    # the first summary, and every later summary must have the same columns.
+    header=$(head -n 1 "$out/$name/summary.csv")
+    if [ ! -f "$out/results.csv.tmp" ]; then printf 'experiment,%s\n' "$header" > "$out/results.csv.tmp"
+    elif [ "experiment,$header" != "$(head -n 1 "$out/results.csv.tmp")" ]; then
+        die "$out/$name/summary.csv has the columns '$header', unlike the earlier variants"
+    fi
     awk -F, -v name="$name" 'NR > 1 { print name "," $0 }' "$out/$name/summary.csv" >> "$out/results.csv.tmp"
     echo "== $name: $secs s =="
 }
