@@ -19,6 +19,7 @@ REPEAT=${BENCH_REPEAT:-5}
 SWEEP_N=${TORCH_SWEEP_N:-1000,10000,100000,1000000}
 EPOCHS=${TORCH_EPOCHS:-3}
 mkdir -p "$OUT"
+rm -f "$OUT/l2l_mnist_quick.txt"
 
 if [ ! -x "$L2L" ]; then
     echo "bench.sh: error: $L2L not found; run 'make all' first" >&2
