@@ -248,6 +248,10 @@ typedef struct l2l_unroll l2l_unroll;
 l2l_status l2l_unroll_create(l2l_unroll **u, const l2l_lstm *net, size_t n, int T,
                              l2l_error *err);
 void l2l_unroll_free(l2l_unroll *u);
+/* Meta-loss sum_t w_t log f(theta_t) instead of sum_t w_t f(theta_t) (f must be > 0):
+ * every step's relative progress counts alike, so late steps, where f is small, are
+ * not drowned by the first ones. Off by default (the paper). */
+void l2l_unroll_set_log_loss(l2l_unroll *u, int on);
 l2l_status l2l_unroll_run(l2l_unroll *u, const l2l_lstm *net, l2l_task *task, float *theta,
                           l2l_lstm_state *state, const float *weights, l2l_rng *rng,
                           float *dphi, double *losses, l2l_error *err);
@@ -311,6 +315,12 @@ typedef enum {
     L2L_WEIGHT_LINEAR       /* w_t proportional to t, mean 1: favours the final loss */
 } l2l_weighting;
 
+/* The meta-loss's summand: f(theta_t) (the paper) or log f(theta_t). */
+typedef enum {
+    L2L_OBJECTIVE_SUM = 0,
+    L2L_OBJECTIVE_LOG
+} l2l_objective;
+
 /* What validation scores to pick the best phi. */
 typedef enum {
     L2L_SELECT_MEAN = 0, /* mean f over steps 1..steps: the meta-objective (the paper) */
@@ -328,6 +338,7 @@ typedef struct {
     uint64_t seed;
     l2l_weighting weighting;
     l2l_selection selection;
+    l2l_objective objective;
 } l2l_train_config;
 
 typedef struct {

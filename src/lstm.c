@@ -322,7 +322,11 @@ struct l2l_unroll {
     float *dphi_chunk;  /* (n_chunks, n_params) */
     float *ws;          /* (n_threads, ws_floats) per-thread tile caches */
     size_t ws_floats;
+    int log_loss;       /* meta-loss sum_t w_t log f(theta_t) instead of sum_t w_t f */
+    float *wlog;        /* (T) the weights that turns into: w_t / f(theta_t) */
 };
+
+void l2l_unroll_set_log_loss(l2l_unroll *u, int on) { u->log_loss = on; }
 
 /* Per-thread tile cache, in floats, and where each part starts. Every part is a whole
  * number of TILE rows, so every row is 64-byte aligned. */
@@ -380,7 +384,8 @@ l2l_status l2l_unroll_create(l2l_unroll **out, const l2l_lstm *net, size_t n, in
     u->n_chunks = n_tiles < MAX_CHUNKS ? (n_tiles > 0 ? n_tiles : 1) : MAX_CHUNKS;
     u->dphi_chunk = l2l_alloc(u->n_chunks * u->n_params * sizeof(float));
     u->ws = l2l_alloc((size_t)u->n_threads * u->ws_floats * sizeof(float));
-    if (!u->x || !u->grad || !u->h0 || !u->c0 || !u->update || !u->dphi_chunk || !u->ws) {
+    u->wlog = l2l_alloc((size_t)T * sizeof(float));
+    if (!u->x || !u->grad || !u->h0 || !u->c0 || !u->update || !u->dphi_chunk || !u->ws || !u->wlog) {
         l2l_unroll_free(u);
         return l2l_error_set(err, L2L_ERR_NOMEM,
                              "cannot allocate the caches of an unroll of %d steps over %zu coordinates",
@@ -400,6 +405,7 @@ void l2l_unroll_free(l2l_unroll *u)
     l2l_free(u->update);
     l2l_free(u->dphi_chunk);
     l2l_free(u->ws);
+    l2l_free(u->wlog);
     l2l_free(u);
 }
 
@@ -642,6 +648,13 @@ l2l_status l2l_unroll_run(l2l_unroll *u, const l2l_lstm *net, l2l_task *task, fl
                                  "the optimizee's %s became non-finite at step %d of the unroll "
                                  "(loss %g); the optimizer diverged",
                                  isfinite(loss) ? "gradient" : "loss", t, loss);
+        if (t > 0 && u->log_loss) {
+            /* d log f / d theta = grad f / f: the same backward with weight w_t / f_t */
+            if (!(loss > 0))
+                return l2l_error_set(err, L2L_ERR_ARG,
+                                     "the log meta-loss needs positive losses, got %g at step %d", loss, t);
+            u->wlog[t - 1] = (float)((weights ? weights[t - 1] : 1.0f) / loss);
+        }
         if (t == T) break;
         float *x = u->x + (size_t)t * D * N;
         l2l_preprocess(&net->cfg, N, g, x);
@@ -654,6 +667,7 @@ l2l_status l2l_unroll_run(l2l_unroll *u, const l2l_lstm *net, l2l_task *task, fl
      * for bit whatever the number of threads and whichever thread takes which chunk, so
      * chunks can be handed out dynamically (a core shared with other work slows one
      * thread down, not the whole unroll). */
+    if (u->log_loss) weights = u->wlog;
     const size_t n_tiles = (N + TILE - 1) / TILE, n_chunks = u->n_chunks;
     const float grad_scale = task->grad_scale;
     const int n_threads = u->n_threads;

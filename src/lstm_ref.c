@@ -71,8 +71,8 @@ void l2l_ref_preprocess(const l2l_lstm_config *cfg, double g, double *x)
 }
 
 double l2l_ref_unroll(const l2l_lstm_config *cfg, const double *phi, const l2l_ref_task *task,
-                      int T, const double *weights, double *theta, double *h, double *c,
-                      const double *xs_in, double *xs_out, double *losses, double *dphi)
+                      int T, const double *weights, int log_loss, double *theta, double *h,
+                      double *c, const double *xs_in, double *xs_out, double *losses, double *dphi)
 {
     const int L = cfg->layers, H = cfg->layers > 0 ? cfg->hidden : 0, D = l2l_lstm_n_in(cfg);
     const size_t N = task->n;
@@ -101,11 +101,16 @@ double l2l_ref_unroll(const l2l_lstm_config *cfg, const double *phi, const l2l_r
             cs[n * LH + k] = c[n * LH + k];
         }
 
-    double meta = 0;
+    double meta = 0, *fs = calloc((size_t)T + 1, sizeof(double));
+    if (!fs) {
+        free(xs), free(gr), free(gs), free(hs), free(cs);
+        return NAN;
+    }
     for (int t = 0; t <= T; t++) {
         double f = task->loss_grad(task->ctx, theta, gr + (size_t)t * N);
+        fs[t] = f;
         if (losses) losses[t] = f;
-        if (t > 0) meta += (weights ? weights[t - 1] : 1.0) * f;
+        if (t > 0) meta += (weights ? weights[t - 1] : 1.0) * (log_loss ? log(f) : f);
         if (t == T) break;
         for (size_t n = 0; n < N; n++) {
             double *x = xs + ((size_t)t * N + n) * D;
@@ -149,7 +154,9 @@ double l2l_ref_unroll(const l2l_lstm_config *cfg, const double *phi, const l2l_r
             for (int t = T - 1; t >= 0; t--) {
                 /* dL/d update_t = grad_scale * sum_{s > t} w_s grad_s: theta_s for every
                  * s > t moves one-for-one with update_t, and grad_s is held constant. */
-                acc += (weights ? weights[t] : 1.0) * task->grad_scale * gr[(size_t)(t + 1) * N + n];
+                /* with log f, d log f / d theta = grad / f */
+                acc += (weights ? weights[t] : 1.0) / (log_loss ? fs[t + 1] : 1.0) * task->grad_scale *
+                       gr[(size_t)(t + 1) * N + n];
                 const double du = cfg->scale * acc;
                 const double *x = xs + ((size_t)t * N + n) * D;
                 const double *top = L > 0 ? hs + ((size_t)(t + 1) * N + n) * LH + (size_t)(L - 1) * H : x;
@@ -177,6 +184,6 @@ double l2l_ref_unroll(const l2l_lstm_config *cfg, const double *phi, const l2l_r
         }
     }
 #undef P
-    free(xs), free(gr), free(gs), free(hs), free(cs);
+    free(xs), free(gr), free(gs), free(hs), free(cs), free(fs);
     return meta;
 }

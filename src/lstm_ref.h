@@ -32,10 +32,11 @@ void l2l_ref_preprocess(const l2l_lstm_config *cfg, double g, double *x);
  * and h, c (L, N, H), updated in place. xs_in (T, N, D), when non-NULL, replaces the
  * preprocessed gradients (frozen inputs, for finite differences); xs_out (may be NULL)
  * receives the inputs used. losses (T+1, may be NULL) gets f(theta_0..theta_T).
- * Returns the meta-loss sum_{t=1..T} w_t f(theta_t); dphi (may be NULL) accumulates its
- * gradient with second derivatives dropped. Returns NaN on allocation failure. */
+ * Returns the meta-loss sum_{t=1..T} w_t f(theta_t) (or w_t log f(theta_t) with log_loss);
+ * dphi (may be NULL) accumulates its gradient with second derivatives dropped.
+ * Returns NaN on allocation failure. */
 double l2l_ref_unroll(const l2l_lstm_config *cfg, const double *phi, const l2l_ref_task *task,
-                      int T, const double *weights, double *theta, double *h, double *c,
-                      const double *xs_in, double *xs_out, double *losses, double *dphi);
+                      int T, const double *weights, int log_loss, double *theta, double *h,
+                      double *c, const double *xs_in, double *xs_out, double *losses, double *dphi);
 
 #endif

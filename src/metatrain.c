@@ -84,6 +84,7 @@ l2l_status l2l_meta_train(l2l_lstm *net, l2l_task *task, const l2l_train_config 
     for (int t = 1; t <= cfg->steps; t++)
         weights[t - 1] = cfg->weighting == L2L_WEIGHT_LINEAR ? 2.0f * t / (cfg->steps + 1) : 1.0f;
     if ((st = l2l_unroll_create(&u, net, N, T, err))) goto done;
+    l2l_unroll_set_log_loss(u, cfg->objective == L2L_OBJECTIVE_LOG);
     if ((st = l2l_lstm_state_create(&state, net, N, err))) goto done;
 
     l2l_rng rng;

@@ -138,6 +138,7 @@ typedef struct {
     double theta0[32], h0[256], c0[256];
     double *xs; /* frozen inputs (T, N, D) */
     const double *w; /* meta-loss weights (T) or NULL */
+    int log_loss;
 } unroll_case;
 
 static double frozen_meta_loss(unroll_case *uc, const double *phi)
@@ -145,7 +146,8 @@ static double frozen_meta_loss(unroll_case *uc, const double *phi)
     l2l_ref_task task = {(size_t)uc->q.dim * uc->q.batch, 1.0 / uc->q.batch, &uc->q, quad_ref_loss_grad};
     double theta[32], h[256], c[256];
     memcpy(theta, uc->theta0, sizeof theta), memcpy(h, uc->h0, sizeof h), memcpy(c, uc->c0, sizeof c);
-    return l2l_ref_unroll(&uc->cfg, phi, &task, uc->T, uc->w, theta, h, c, uc->xs, NULL, NULL, NULL);
+    return l2l_ref_unroll(&uc->cfg, phi, &task, uc->T, uc->w, uc->log_loss, theta, h, c, uc->xs, NULL,
+                          NULL, NULL);
 }
 
 /* Per element and along random directions: the meta-gradient with second derivatives
@@ -154,7 +156,8 @@ static double frozen_meta_loss(unroll_case *uc, const double *phi)
 static int check_unroll_fd(int layers, int hidden, l2l_preproc pre, double scale, int T, int report)
 {
     static const double w[8] = {0.5, 1.5, 0.25, 2.0, 1.0, 0.75, 1.25, 3.0};
-    unroll_case uc = {.cfg = {layers, hidden, pre, 10.0f, (float)scale}, .T = T, .w = layers == 1 ? w : NULL};
+    unroll_case uc = {.cfg = {layers, hidden, pre, 10.0f, (float)scale}, .T = T,
+                      .w = layers == 1 ? w : NULL, .log_loss = layers == 3};
     if (layers == 0) uc.cfg.hidden = 0;
     l2l_rng rng;
     l2l_rng_seed(&rng, 11 + layers * 3 + hidden, 0);
@@ -170,7 +173,7 @@ static int check_unroll_fd(int layers, int hidden, l2l_preproc pre, double scale
     l2l_ref_task task = {N, 1.0 / uc.q.batch, &uc.q, quad_ref_loss_grad};
     double theta[32], h[256], c[256];
     memcpy(theta, uc.theta0, sizeof theta), memcpy(h, uc.h0, sizeof h), memcpy(c, uc.c0, sizeof c);
-    l2l_ref_unroll(&uc.cfg, phi, &task, T, uc.w, theta, h, c, NULL, uc.xs, NULL, dphi);
+    l2l_ref_unroll(&uc.cfg, phi, &task, T, uc.w, uc.log_loss, theta, h, c, NULL, uc.xs, NULL, dphi);
 
     l2l_tensor_desc td[4 * L2L_MAX_LAYERS + 2];
     int nt = l2l_lstm_tensors(&uc.cfg, td), bad = 0;
@@ -271,10 +274,11 @@ static void compare_fast_ref(int layers, int hidden, l2l_preproc pre, float scal
     for (int unroll = 0; unroll < 2; unroll++) {
         memset(dphi, 0, P * sizeof(float));
         memset(rdphi, 0, P * sizeof(double));
+        l2l_unroll_set_log_loss(u, weighted == 2);
         assert_int_equal(l2l_unroll_run(u, &net, &task, theta, &st, weighted ? wf : NULL, &rng, dphi,
                                         losses, &err), L2L_OK);
-        l2l_ref_unroll(&net.cfg, rphi, &rtask, T, weighted ? wd : NULL, rtheta, rh, rc, NULL, NULL,
-                       rlosses, rdphi);
+        l2l_ref_unroll(&net.cfg, rphi, &rtask, T, weighted ? wd : NULL, weighted == 2, rtheta, rh, rc,
+                       NULL, NULL, rlosses, rdphi);
         for (int t = 0; t <= T; t++)
             EXPECT_CLOSE(losses[t], rlosses[t], 1e-6, 1e-4, "L=%d N=%zu unroll %d loss[%d]", L, N, unroll, t);
         for (size_t i = 0; i < N; i++)
@@ -306,6 +310,7 @@ static void test_fast_matches_reference(void **state)
     compare_fast_ref(2, 20, L2L_PREPROC_LOGSIGN, 0.1f, 4, 8, 4, 0); /* N = 32 */
     compare_fast_ref(2, 20, L2L_PREPROC_LOGSIGN, 0.1f, 4, 8, 4, 1); /* meta-loss weights */
     compare_fast_ref(1, 7, L2L_PREPROC_NONE, 0.3f, 3, 8, 3, 0);
+    compare_fast_ref(2, 20, L2L_PREPROC_LOGSIGN, 0.1f, 4, 8, 4, 2); /* log meta-loss */
     compare_fast_ref(0, 0, L2L_PREPROC_NONE, 1.0f, 2, 3, 4, 1);
 }
 
@@ -366,7 +371,7 @@ static void run_tiles(int threads, float *dphi_out, float *theta_out)
         for (int i = 0; i < N; i++) l2l_rng_uniform(&rng);
         for (int i = 0; i < N; i++) rtheta[i] = (float)l2l_rng_normal(&rng);
         l2l_ref_task rt = {N, 1.0 / N, a, diag_ref_loss_grad};
-        l2l_ref_unroll(&net.cfg, rphi, &rt, T, NULL, rtheta, rh, rc, NULL, NULL, NULL, rd);
+        l2l_ref_unroll(&net.cfg, rphi, &rt, T, NULL, 0, rtheta, rh, rc, NULL, NULL, NULL, rd);
         for (size_t i = 0; i < net.n_params; i++) fd[i] = dphi_out[i];
         EXPECT_CLOSE(rel_err(fd, rd, net.n_params), 0, 1e-4, 0, "N=200 relative error of dphi");
         for (int i = 0; i < N; i++) EXPECT_CLOSE(theta_out[i], rtheta[i], 1e-5, 1e-4, "N=200 theta[%d]", i);

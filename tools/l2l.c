@@ -37,7 +37,7 @@
 
 typedef struct {
     const char *task, *preset, *data, *activation, *preproc, *out, *csv, *log, *optimizer;
-    const char *weighting, *select;
+    const char *weighting, *select, *objective;
     int dim, batch, hidden, layers, steps, runs, unroll, epochs, eval_every, n_valid, tune_runs;
     int lstm_layers, lstm_hidden, threads, quick;
     double lr, clip, p, scale;
@@ -49,7 +49,7 @@ enum {
     O_TASK = 1000, O_PRESET, O_DATA, O_DIM, O_BATCH, O_HIDDEN, O_LAYERS, O_ACTIVATION, O_STEPS,
     O_RUNS, O_UNROLL, O_EPOCHS, O_EVAL_EVERY, O_VALID, O_TUNE_RUNS, O_LR, O_CLIP, O_P, O_SCALE,
     O_PREPROC, O_LSTM_LAYERS, O_LSTM_HIDDEN, O_SEED, O_OUT, O_CSV, O_LOG, O_OPTIMIZER, O_THREADS,
-    O_QUICK, O_WEIGHTING, O_SELECT, O_HELP
+    O_QUICK, O_WEIGHTING, O_SELECT, O_OBJECTIVE, O_HELP
 };
 
 static const struct option all_options[] = {
@@ -84,6 +84,7 @@ static const struct option all_options[] = {
     {"quick", no_argument, 0, O_QUICK},
     {"weighting", required_argument, 0, O_WEIGHTING},
     {"select", required_argument, 0, O_SELECT},
+    {"objective", required_argument, 0, O_OBJECTIVE},
     {"help", no_argument, 0, O_HELP},
     {0, 0, 0, 0},
 };
@@ -150,6 +151,7 @@ static const char *const activations[] = {"sigmoid", "relu", "tanh", 0};
 static const char *const preprocs[] = {"none", "logsign", 0};
 static const char *const weightings[] = {"uniform", "linear", 0};
 static const char *const selections[] = {"mean", "final", 0};
+static const char *const objectives[] = {"sum", "log", 0};
 
 static void opts_default(opts *o)
 {
@@ -160,6 +162,7 @@ static void opts_default(opts *o)
     o->activation = "sigmoid";
     o->weighting = "uniform";
     o->select = "mean";
+    o->objective = "sum";
     o->dim = 10;
     o->batch = 128;
     o->hidden = 20;
@@ -210,6 +213,7 @@ static int parse_opts(const char *cmd, int argc, char **argv, const int *allowed
         case O_PREPROC: r = parse_choice(cmd, f, a, preprocs, &o->preproc), o->has_preproc = 1; break;
         case O_WEIGHTING: r = parse_choice(cmd, f, a, weightings, &o->weighting); break;
         case O_SELECT: r = parse_choice(cmd, f, a, selections, &o->select); break;
+        case O_OBJECTIVE: r = parse_choice(cmd, f, a, objectives, &o->objective); break;
         case O_DATA: o->data = a; break;
         case O_OUT: o->out = a; break;
         case O_CSV: o->csv = a; break;
@@ -395,6 +399,7 @@ static const char train_help[] =
     "  --select mean|final      keep the phi with the best mean loss over the steps (the\n"
     "                           meta-objective, default) or the best final loss\n"
     "  --weighting uniform|linear   meta-loss weights w_t = 1 (paper) or proportional to t\n"
+    "  --objective sum|log      meta-loss sum_t w_t f(theta_t) (paper) or sum_t w_t log f\n"
     "  --seed S (1)  --log FILE (default: OUT with -log.csv)  --threads N\n";
 
 static int cmd_train(int argc, char **argv)
@@ -403,7 +408,7 @@ static int cmd_train(int argc, char **argv)
                                   O_ACTIVATION, O_STEPS, O_UNROLL, O_EPOCHS, O_EVAL_EVERY, O_VALID,
                                   O_LR, O_CLIP, O_P, O_SCALE, O_PREPROC, O_LSTM_LAYERS,
                                   O_LSTM_HIDDEN, O_SEED, O_OUT, O_LOG, O_THREADS, O_WEIGHTING,
-                                  O_SELECT, 0};
+                                  O_SELECT, O_OBJECTIVE, 0};
     opts o;
     int first, r = parse_opts("train", argc, argv, allowed, train_help, &o, &first);
     if (r) return r < 0 ? 0 : r;
@@ -454,6 +459,7 @@ static int cmd_train(int argc, char **argv)
     tcfg.seed = o.seed;
     tcfg.weighting = strcmp(o.weighting, "linear") == 0 ? L2L_WEIGHT_LINEAR : L2L_WEIGHT_UNIFORM;
     tcfg.selection = strcmp(o.select, "final") == 0 ? L2L_SELECT_FINAL : L2L_SELECT_MEAN;
+    tcfg.objective = strcmp(o.objective, "log") == 0 ? L2L_OBJECTIVE_LOG : L2L_OBJECTIVE_SUM;
     fprintf(stderr, "l2l train: %s, %zu coordinates, LSTM %dx%d (%zu weights), %d epochs x %d steps (unroll %d)\n",
             task.name, task.n, lc.layers, lc.hidden, net.n_params, o.epochs, o.steps, o.unroll);
     signal(SIGINT, on_sigint);
@@ -468,7 +474,7 @@ static int cmd_train(int argc, char **argv)
     if (st) fprintf(stderr, "l2l train: error: %s\n", err.msg);
 
     /* Save whatever is best so far, even after an error or an interrupt. */
-    l2l_kv meta[16];
+    l2l_kv meta[24];
     int nm = 0;
 #define META(K, ...) (snprintf(meta[nm].key, sizeof meta[nm].key, "%s", K), \
                       snprintf(meta[nm].value, sizeof meta[nm].value, __VA_ARGS__), nm++)
@@ -485,6 +491,7 @@ static int cmd_train(int argc, char **argv)
     META("n_valid", "%d", o.n_valid);
     META("weighting", "%s", o.weighting);
     META("select", "%s", o.select);
+    META("objective", "%s", o.objective);
     META("train_seconds", "%.1f", secs);
     META("completed", "%s", st ? "error" : interrupted ? "interrupted" : "yes");
     if (strcmp(o.task, "mnist") == 0) META("mlp", "%dx%d %s batch %d", o.layers, o.hidden, o.activation, o.batch);
