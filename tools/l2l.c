@@ -347,6 +347,7 @@ typedef struct {
     FILE *log;
     int epochs, tty;
     l2l_status log_status;
+    l2l_train_progress last;
 } train_ctx;
 
 static void fmt_duration(char *buf, size_t n, double s)
@@ -360,6 +361,7 @@ static void fmt_duration(char *buf, size_t n, double s)
 static int train_progress(const l2l_train_progress *p, void *vctx)
 {
     train_ctx *c = vctx;
+    c->last = *p;
     if (c->log) {
         fprintf(c->log, "%d,%.9g,%.9g,%.9g,%.9g,%d,%.3f\n", p->epoch, p->train_loss, p->grad_norm,
                 p->valid_loss, p->best_valid, p->best_epoch, p->seconds);
@@ -493,6 +495,9 @@ static int cmd_train(int argc, char **argv)
     META("select", "%s", o.select);
     META("objective", "%s", o.objective);
     META("train_seconds", "%.1f", secs);
+    META("epochs_run", "%d", tc.last.epoch);
+    META("best_epoch", "%d", tc.last.best_epoch);
+    META("best_valid", "%.9g", tc.last.best_valid);
     META("completed", "%s", st ? "error" : interrupted ? "interrupted" : "yes");
     if (strcmp(o.task, "mnist") == 0) META("mlp", "%dx%d %s batch %d", o.layers, o.hidden, o.activation, o.batch);
 #undef META
