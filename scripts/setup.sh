@@ -2,12 +2,17 @@
 # Installs the Debian packages that l2l needs, if any is missing.
 # As root it runs apt-get; otherwise it prints the exact command and fails.
 set -eu
-pkgs="build-essential pkg-config libopenblas-dev libjansson-dev zlib1g-dev libcmocka-dev
-libplplot-dev plplot-driver-cairo nodejs npm"
+pkgs="pkg-config libopenblas-dev libjansson-dev zlib1g-dev libcmocka-dev libplplot-dev
+plplot-driver-cairo"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
+# Tools count if they are on PATH, however they were installed (a Node.js from another
+# source ships its own npm and conflicts with Debian's npm package).
+command -v cc >/dev/null 2>&1 && command -v make >/dev/null 2>&1 || missing="$missing build-essential"
+command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
     echo "l2l: missing Debian packages:$missing" >&2
