@@ -349,6 +349,7 @@ typedef struct {
     double best_valid;  /* best so far */
     int best_epoch;
     double seconds;     /* since the start */
+    l2l_rng rng;        /* the training stream's state after this epoch */
 } l2l_train_progress;
 
 /* Called after every epoch; a non-zero return stops training (the best phi is kept). */

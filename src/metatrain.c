@@ -135,6 +135,7 @@ l2l_status l2l_meta_train(l2l_lstm *net, l2l_task *task, const l2l_train_config 
             }
         }
         pr.seconds = now_seconds() - t0;
+        pr.rng = rng;
         if (cb && cb(&pr, cb_ctx)) break;
     }
 done:

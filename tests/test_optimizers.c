@@ -2,6 +2,9 @@
  * gradient against finite differences, evaluation and tuning, and meta-training's
  * reproducibility. */
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "testutil.h"
 
@@ -188,12 +191,19 @@ static void train_once(uint64_t seed, float *phi_out)
 static void test_same_seed_same_bytes(void **state)
 {
     (void)state;
-    static float a[5281], b[5281], c[5281];
+    static float a[5281], b[5281], c[5281], d[5281];
     train_once(3, a);
     train_once(3, b);
     train_once(4, c);
     assert_memory_equal(a, b, sizeof a);
     assert_memory_not_equal(a, c, sizeof a);
+#ifdef _OPENMP /* and whatever the thread count: the meta-gradient is summed in a fixed order */
+    int threads = omp_get_max_threads();
+    omp_set_num_threads(threads == 1 ? 2 : 1);
+    train_once(3, d);
+    omp_set_num_threads(threads);
+    assert_memory_equal(a, d, sizeof a);
+#endif
 }
 
 static void test_train_config_errors(void **state)

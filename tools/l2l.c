@@ -494,10 +494,12 @@ static int cmd_train(int argc, char **argv)
     META("weighting", "%s", o.weighting);
     META("select", "%s", o.select);
     META("objective", "%s", o.objective);
-    META("train_seconds", "%.1f", secs);
     META("epochs_run", "%d", tc.last.epoch);
     META("best_epoch", "%d", tc.last.best_epoch);
     META("best_valid", "%.9g", tc.last.best_valid);
+    META("rng_state", "%016llx%016llx%016llx%016llx", (unsigned long long)tc.last.rng.s[0],
+         (unsigned long long)tc.last.rng.s[1], (unsigned long long)tc.last.rng.s[2],
+         (unsigned long long)tc.last.rng.s[3]);
     META("completed", "%s", st ? "error" : interrupted ? "interrupted" : "yes");
     if (strcmp(o.task, "mnist") == 0) META("mlp", "%dx%d %s batch %d", o.layers, o.hidden, o.activation, o.batch);
 #undef META
