@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "atomic.h"
 #include "internal.h"
 #include "safetensors.h"
 
@@ -380,15 +381,6 @@ l2l_status l2l_st_get_f32(const l2l_st_file *f, const char *name, int ndim,
 
 /* ------------------------------------------------------------------ writing */
 
-static l2l_status write_error(l2l_error *err, const char *what, const char *doing, int e)
-{
-    if (e == ENOSPC)
-        return l2l_error_set(err, L2L_ERR_IO,
-                             "%s: disk full (ENOSPC) while %s; free some space and save again",
-                             what, doing);
-    return l2l_error_set(err, L2L_ERR_IO, "%s: %s failed: %s", what, doing,
-                         e ? strerror(e) : "unknown error");
-}
 
 /* The header object: "__metadata__" first, then the tensors in order, offsets back to back. */
 static l2l_status build_header(json_t *root, const char *what, const l2l_st_write_tensor *tensors,
@@ -483,67 +475,22 @@ l2l_status l2l_st_write_stream(FILE *out, const char *what, const l2l_st_write_t
         shape_bytes(tensors[i].ndim, tensors[i].shape, &bytes);
         if (bytes) ok = fwrite(tensors[i].data, 1, (size_t)bytes, out) == (size_t)bytes;
     }
-    if (!ok) return write_error(err, what, "writing", errno);
-    if (fflush(out) != 0) return write_error(err, what, "flushing", errno);
+    if (!ok) return l2l_io_error(err, what, "writing", errno);
+    if (fflush(out) != 0) return l2l_io_error(err, what, "flushing", errno);
     return L2L_OK;
-}
-
-/* Makes the rename itself durable. Best effort: the data are already safe in the file, and
- * a failure here must not report a save that did happen as failed. */
-static void sync_directory_of(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
-    if (!dir) return;
-    int fd = open(dir, O_RDONLY);
-    if (fd >= 0) {
-        (void)fsync(fd);
-        close(fd);
-    }
-    free(dir);
 }
 
 l2l_status l2l_st_save(const char *path, const l2l_st_write_tensor *tensors, int n_tensors,
                        const l2l_st_kv *meta, int n_meta, l2l_error *err)
 {
     L2L_ASSERT(path);
-    size_t n = strlen(path) + sizeof ".tmp.XXXXXX";
-    char *tmp = malloc(n);
-    if (!tmp) return l2l_error_set(err, L2L_ERR_NOMEM, "%s: cannot allocate", path);
-    snprintf(tmp, n, "%s.tmp.XXXXXX", path);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        int e = errno;
-        l2l_status st = e == ENOSPC ? write_error(err, path, "creating a temporary file", e)
-                                    : l2l_error_set(err, L2L_ERR_IO,
-                                                    "cannot save %s: cannot create the temporary "
-                                                    "file %s: %s (does the directory exist and is "
-                                                    "it writable?)",
-                                                    path, tmp, strerror(e));
-        free(tmp);
+    l2l_atomic a;
+    l2l_status st = l2l_atomic_open(&a, path, err);
+    if (st) return st;
+    st = l2l_st_write_stream(a.f, path, tensors, n_tensors, meta, n_meta, err);
+    if (st) {
+        l2l_atomic_abort(&a); /* the previous file at path is untouched */
         return st;
     }
-    /* mkstemp creates the file 0600; a checkpoint is an ordinary readable file. Failure
-     * (e.g. on a file system without modes) leaves it private, which is harmless. */
-    (void)fchmod(fd, 0644);
-    l2l_status st = L2L_OK;
-    FILE *out = fdopen(fd, "wb");
-    if (!out) {
-        st = l2l_error_set(err, L2L_ERR_IO, "%s: cannot open a stream on %s: %s", path, tmp,
-                           strerror(errno));
-        close(fd);
-    } else {
-        st = l2l_st_write_stream(out, path, tensors, n_tensors, meta, n_meta, err);
-        if (!st && fsync(fileno(out)) != 0) st = write_error(err, path, "fsync", errno);
-        if (fclose(out) != 0 && !st) st = write_error(err, path, "closing the file", errno);
-    }
-    if (!st && rename(tmp, path) != 0)
-        st = l2l_error_set(err, L2L_ERR_IO, "cannot save %s: renaming %s over it failed: %s",
-                           path, tmp, strerror(errno));
-    if (st)
-        unlink(tmp); /* the previous file at path is untouched */
-    else
-        sync_directory_of(path);
-    free(tmp);
-    return st;
+    return l2l_atomic_commit(&a, err);
 }

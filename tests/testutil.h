@@ -19,7 +19,8 @@
         double f_ = (double)(found), e_ = (double)(expected);                               \
         if (!(fabs(f_ - e_) <= (atol) + (rtol)*fabs(e_))) {                                 \
             char where_[256];                                                               \
-            snprintf(where_, sizeof where_, __VA_ARGS__);                                   \
+            int wn_ = snprintf(where_, sizeof where_, __VA_ARGS__); /* may truncate */      \
+            (void)wn_;                                                                      \
             fail_msg("%s: expected %.9g, found %.9g (|diff| %.3g > atol %.3g + rtol %.3g)",  \
                      where_, e_, f_, fabs(f_ - e_), (double)(atol), (double)(rtol));        \
         }                                                                                   \

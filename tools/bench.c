@@ -45,6 +45,7 @@
 #endif
 #include <cblas.h>
 
+#include "atomic.h"
 #include "bench.h"
 #include "l2l.h"
 #include "plot.h"
@@ -522,12 +523,13 @@ static double sgemm_rate(const result *res, int n_res, int threads)
     return NAN;
 }
 
-static int write_csv(const char *path, const result *res, int n_res, double f_train, double f_infer)
+static l2l_status write_csv(const char *path, const result *res, int n_res, double f_train,
+                            double f_infer, l2l_error *err)
 {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) return 1;
+    l2l_atomic a;
+    l2l_status st = l2l_atomic_open(&a, path, err);
+    if (st) return st;
+    FILE *f = a.f;
     fprintf(f, "kind,n,threads,seconds,coordinate_steps_per_s,useful_gflops,sgemm_gflops,"
                "fraction_of_sgemm,task_fraction,peak_rss_mb,runs,cpu_per_wall\n");
     for (int i = 0; i < n_res; i++) {
@@ -540,13 +542,7 @@ static int write_csv(const char *path, const result *res, int n_res, double f_tr
                 r->seconds, is_sgemm ? NAN : r->rate, gf, sg, gf / sg, r->task_frac, r->peak_mb, r->runs,
                 r->cpu_util);
     }
-    int bad = ferror(f) | fflush(f);
-    bad |= fclose(f);
-    if (bad || rename(tmp, path)) {
-        remove(tmp);
-        return 1;
-    }
-    return 0;
+    return l2l_atomic_commit(&a, err);
 }
 
 static int draw_plot(const char *path, const result *res, int n_res, const bench_opts *o)
@@ -734,8 +730,9 @@ int l2l_cmd_bench(int argc, char **argv)
                     printf("  %-6s N = %-10.0f %.2fx\n", res[i].kind, res[i].n, res[k].rate / res[i].rate);
         }
     }
-    if (o.csv && write_csv(o.csv, res, n_res, f_train, f_infer)) {
-        fprintf(stderr, "l2l bench: error: cannot write %s: %s\n", o.csv, strerror(errno));
+    l2l_error err = {0};
+    if (o.csv && write_csv(o.csv, res, n_res, f_train, f_infer, &err)) {
+        fprintf(stderr, "l2l bench: error: %s\n", err.msg);
         failed = 1;
     }
     if (o.plot && draw_plot(o.plot, res, n_res, &o)) failed = 1;

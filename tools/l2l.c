@@ -27,6 +27,7 @@
 #include <cblas.h>
 
 #include "l2l.h"
+#include "atomic.h"
 #include "plot.h"
 #include "bench.h"
 #include "plotcmd.h"
@@ -301,43 +302,6 @@ static l2l_lstm_config lstm_config(const opts *o)
     return c;
 }
 
-/* --------------------------------------------------------- atomic files */
-
-/* Results are written to PATH.tmp and renamed, so a crash or a full disk never leaves a
- * half-written file where a good one was. */
-typedef struct {
-    FILE *f;
-    char tmp[4200], path[4096];
-} atomic_file;
-
-static l2l_status atomic_open(atomic_file *a, const char *path, l2l_error *err)
-{
-    snprintf(a->path, sizeof a->path, "%s", path);
-    snprintf(a->tmp, sizeof a->tmp, "%s.tmp%ld", path, (long)getpid());
-    a->f = fopen(a->tmp, "w");
-    if (!a->f) return l2l_error_set(err, L2L_ERR_IO, "cannot create '%s': %s", a->tmp, strerror(errno));
-    return L2L_OK;
-}
-
-static l2l_status atomic_close(atomic_file *a, l2l_error *err)
-{
-    int bad = ferror(a->f);
-    bad |= fflush(a->f) != 0;
-    bad |= fsync(fileno(a->f)) != 0;
-    int e = errno;
-    bad |= fclose(a->f) != 0;
-    if (bad) {
-        remove(a->tmp);
-        return l2l_error_set(err, L2L_ERR_IO, "cannot write '%s': %s", a->path, strerror(e ? e : errno));
-    }
-    if (rename(a->tmp, a->path) != 0) {
-        e = errno;
-        remove(a->tmp);
-        return l2l_error_set(err, L2L_ERR_IO, "cannot rename onto '%s': %s", a->path, strerror(e));
-    }
-    return L2L_OK;
-}
-
 /* ---------------------------------------------------------------- train */
 
 static volatile sig_atomic_t interrupted;
@@ -603,8 +567,8 @@ static int cmd_eval(int argc, char **argv)
     l2l_status st = loss ? l2l_evaluate(&task, kind, (float)o.lr, &net, o.runs, o.steps, o.seed,
                                         L2L_STREAM_TEST, loss, &err)
                          : l2l_error_set(&err, L2L_ERR_NOMEM, "out of memory");
-    atomic_file af = {.f = stdout};
-    if (!st && o.csv) st = atomic_open(&af, o.csv, &err);
+    l2l_atomic af = {.f = stdout};
+    if (!st && o.csv) st = l2l_atomic_open(&af, o.csv, &err);
     if (!st) {
         fprintf(af.f, "step,mean,std\n");
         for (int t = 0; t <= o.steps; t++) {
@@ -612,7 +576,7 @@ static int cmd_eval(int argc, char **argv)
             stats(loss, o.runs, o.steps, t, &m, &s);
             fprintf(af.f, "%d,%.9g,%.9g\n", t, m, s);
         }
-        if (o.csv) st = atomic_close(&af, &err);
+        if (o.csv) st = l2l_atomic_commit(&af, &err);
     }
     free(loss);
     l2l_lstm_free(&net), l2l_task_free(&task), l2l_dataset_free(&ds);
@@ -659,9 +623,9 @@ static l2l_status write_compare(const char *dir, const curve *c, int nc, int run
                                 const char *title, l2l_error *err)
 {
     char path[4096];
-    atomic_file af;
+    l2l_atomic af;
     snprintf(path, sizeof path, "%s/curves.csv", dir);
-    l2l_status st = atomic_open(&af, path, err);
+    l2l_status st = l2l_atomic_open(&af, path, err);
     if (st) return st;
     fprintf(af.f, "optimizer,step,mean,std\n");
     for (int i = 0; i < nc; i++)
@@ -670,10 +634,10 @@ static l2l_status write_compare(const char *dir, const curve *c, int nc, int run
             stats(c[i].loss, runs, steps, t, &m, &s);
             fprintf(af.f, "%s,%d,%.9g,%.9g\n", c[i].name, t, m, s);
         }
-    if ((st = atomic_close(&af, err))) return st;
+    if ((st = l2l_atomic_commit(&af, err))) return st;
 
     snprintf(path, sizeof path, "%s/summary.csv", dir);
-    if ((st = atomic_open(&af, path, err))) return st;
+    if ((st = l2l_atomic_open(&af, path, err))) return st;
     fprintf(af.f, "optimizer,lr,final_mean,final_std,final_sem,runs,minus_lstm_mean,minus_lstm_sem\n");
     for (int i = 0; i < nc; i++) {
         double m, s, dm, ds;
@@ -683,7 +647,7 @@ static l2l_status write_compare(const char *dir, const curve *c, int nc, int run
         else fprintf(af.f, "%s,%g,", c[i].name, c[i].lr);
         fprintf(af.f, "%.9g,%.9g,%.9g,%d,%.9g,%.9g\n", m, s, s / sqrt(runs), runs, dm, ds);
     }
-    if ((st = atomic_close(&af, err))) return st;
+    if ((st = l2l_atomic_commit(&af, err))) return st;
 
     l2l_series series[8];
     double *x = malloc(sizeof(double) * (steps + 1)), *ys = malloc(sizeof(double) * nc * (steps + 1));
