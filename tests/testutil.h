@@ -18,7 +18,7 @@
     do {                                                                                    \
         double f_ = (double)(found), e_ = (double)(expected);                               \
         if (!(fabs(f_ - e_) <= (atol) + (rtol)*fabs(e_))) {                                 \
-            char where_[256];                                                               \
+            char where_[512];                                                               \
             int wn_ = snprintf(where_, sizeof where_, __VA_ARGS__); /* may truncate */      \
             (void)wn_;                                                                      \
             fail_msg("%s: expected %.9g, found %.9g (|diff| %.3g > atol %.3g + rtol %.3g)",  \
