@@ -103,6 +103,13 @@ typedef struct {
 l2l_status l2l_task_quadratic_create(l2l_task *task, const l2l_quadratic_config *cfg,
                                      l2l_error *err);
 
+/*
+ * B problems of one family side by side (N = B * children[0].n): the loss is their mean
+ * and each is optimized on its own gradient. Takes ownership of the B children (all of
+ * the same n and grad_scale), which are zeroed; l2l_task_free frees them.
+ */
+l2l_status l2l_task_batch_create(l2l_task *task, l2l_task *children, int B, l2l_error *err);
+
 /* ------------------------------------------------------------------ data */
 
 /* A labelled image data set: n images of rows×cols bytes, labels in [0, n_classes). */

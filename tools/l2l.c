@@ -40,7 +40,7 @@ typedef struct {
     const char *task, *preset, *data, *activation, *preproc, *out, *csv, *log, *optimizer;
     const char *weighting, *select, *objective;
     int dim, batch, hidden, layers, steps, runs, unroll, epochs, eval_every, n_valid, tune_runs;
-    int lstm_layers, lstm_hidden, threads, quick;
+    int lstm_layers, lstm_hidden, threads, quick, meta_batch;
     double lr, clip, p, scale;
     uint64_t seed;
     int has_batch, has_lr, has_p, has_scale, has_preproc, has_steps;
@@ -50,7 +50,7 @@ enum {
     O_TASK = 1000, O_PRESET, O_DATA, O_DIM, O_BATCH, O_HIDDEN, O_LAYERS, O_ACTIVATION, O_STEPS,
     O_RUNS, O_UNROLL, O_EPOCHS, O_EVAL_EVERY, O_VALID, O_TUNE_RUNS, O_LR, O_CLIP, O_P, O_SCALE,
     O_PREPROC, O_LSTM_LAYERS, O_LSTM_HIDDEN, O_SEED, O_OUT, O_CSV, O_LOG, O_OPTIMIZER, O_THREADS,
-    O_QUICK, O_WEIGHTING, O_SELECT, O_OBJECTIVE, O_HELP
+    O_QUICK, O_WEIGHTING, O_SELECT, O_OBJECTIVE, O_META_BATCH, O_HELP
 };
 
 static const struct option all_options[] = {
@@ -86,6 +86,7 @@ static const struct option all_options[] = {
     {"weighting", required_argument, 0, O_WEIGHTING},
     {"select", required_argument, 0, O_SELECT},
     {"objective", required_argument, 0, O_OBJECTIVE},
+    {"meta-batch", required_argument, 0, O_META_BATCH},
     {"help", no_argument, 0, O_HELP},
     {0, 0, 0, 0},
 };
@@ -179,6 +180,7 @@ static void opts_default(opts *o)
     o->lstm_layers = 2;
     o->lstm_hidden = 20;
     o->seed = 1;
+    o->meta_batch = 1;
 }
 
 /* Parses argv for one subcommand; `allowed` lists the option codes it accepts.
@@ -234,6 +236,7 @@ static int parse_opts(const char *cmd, int argc, char **argv, const int *allowed
         case O_LSTM_LAYERS: r = parse_int(cmd, f, a, 0, L2L_MAX_LAYERS, &o->lstm_layers); break;
         case O_LSTM_HIDDEN: r = parse_int(cmd, f, a, 1, 1024, &o->lstm_hidden); break;
         case O_THREADS: r = parse_int(cmd, f, a, 1, 1024, &o->threads); break;
+        case O_META_BATCH: r = parse_int(cmd, f, a, 1, 1024, &o->meta_batch); break;
         case O_QUICK: o->quick = 1; break;
         case O_LR: r = parse_double(cmd, f, a, 1e-12, 1e6, &o->lr), o->has_lr = 1; break;
         case O_CLIP: r = parse_double(cmd, f, a, 0, 1e12, &o->clip); break;
@@ -261,6 +264,16 @@ static int parse_opts(const char *cmd, int argc, char **argv, const int *allowed
 
 static int is_deepmind(const opts *o) { return strcmp(o->preset, "deepmind") == 0; }
 
+/* Another MLP of the options' shape on an already loaded data set. */
+static l2l_status make_task_on(const opts *o, const l2l_dataset *ds, l2l_task *task, l2l_error *err)
+{
+    l2l_activation act = strcmp(o->activation, "relu") == 0   ? L2L_ACTIVATION_RELU
+                         : strcmp(o->activation, "tanh") == 0 ? L2L_ACTIVATION_TANH
+                                                              : L2L_ACTIVATION_SIGMOID;
+    l2l_mlp_config mc = {o->layers, o->hidden, act, o->has_batch ? o->batch : 128, 0.01f};
+    return l2l_task_mlp_create(task, &mc, ds, err);
+}
+
 /* The task named by the options. split selects MNIST's "train" or "t10k" digits;
  * training says whether the quadratic batch default is the meta-training one. */
 static l2l_status make_task(const opts *o, const char *split, int training, l2l_task *task,
@@ -276,11 +289,7 @@ static l2l_status make_task(const opts *o, const char *split, int training, l2l_
     }
     l2l_status st = l2l_mnist_load(ds, o->data, split, err);
     if (st) return st;
-    l2l_activation act = strcmp(o->activation, "relu") == 0   ? L2L_ACTIVATION_RELU
-                         : strcmp(o->activation, "tanh") == 0 ? L2L_ACTIVATION_TANH
-                                                              : L2L_ACTIVATION_SIGMOID;
-    l2l_mlp_config mc = {o->layers, o->hidden, act, o->has_batch ? o->batch : 128, 0.01f};
-    st = l2l_task_mlp_create(task, &mc, ds, err);
+    st = make_task_on(o, ds, task, err);
     if (st) l2l_dataset_free(ds);
     return st;
 }
@@ -366,6 +375,7 @@ static const char train_help[] =
     "                           meta-objective, default) or the best final loss\n"
     "  --weighting uniform|linear   meta-loss weights w_t = 1 (paper) or proportional to t\n"
     "  --objective sum|log      meta-loss sum_t w_t f(theta_t) (paper) or sum_t w_t log f\n"
+    "  --meta-batch B (1)       optimizees per meta-update (MNIST: B networks side by side)\n"
     "  --seed S (1)  --log FILE (default: OUT with -log.csv)  --threads N\n";
 
 static int cmd_train(int argc, char **argv)
@@ -374,7 +384,7 @@ static int cmd_train(int argc, char **argv)
                                   O_ACTIVATION, O_STEPS, O_UNROLL, O_EPOCHS, O_EVAL_EVERY, O_VALID,
                                   O_LR, O_CLIP, O_P, O_SCALE, O_PREPROC, O_LSTM_LAYERS,
                                   O_LSTM_HIDDEN, O_SEED, O_OUT, O_LOG, O_THREADS, O_WEIGHTING,
-                                  O_SELECT, O_OBJECTIVE, 0};
+                                  O_SELECT, O_OBJECTIVE, O_META_BATCH, 0};
     opts o;
     int first, r = parse_opts("train", argc, argv, allowed, train_help, &o, &first);
     if (r) return r < 0 ? 0 : r;
@@ -386,6 +396,21 @@ static int cmd_train(int argc, char **argv)
     l2l_task task;
     l2l_dataset ds;
     if (make_task(&o, "train", 1, &task, &ds, &err)) return fail("train", &err);
+    if (o.meta_batch > 1) { /* more networks of the same family on the same data */
+        l2l_task kids[1024];
+        l2l_dataset unused;
+        int k = 1;
+        kids[0] = task;
+        for (; k < o.meta_batch; k++) /* MLPs share the loaded digits */
+            if (ds.images ? make_task_on(&o, &ds, &kids[k], &err)
+                          : make_task(&o, "train", 1, &kids[k], &unused, &err))
+                break;
+        if (k < o.meta_batch || l2l_task_batch_create(&task, kids, k, &err)) {
+            for (int i = 0; i < k; i++) l2l_task_free(&kids[i]);
+            l2l_dataset_free(&ds);
+            return fail("train", &err);
+        }
+    }
     l2l_lstm_config lc = lstm_config(&o);
     l2l_lstm net;
     if (l2l_lstm_create(&net, &lc, &err)) {
@@ -466,6 +491,7 @@ static int cmd_train(int argc, char **argv)
          (unsigned long long)tc.last.rng.s[3]);
     META("completed", "%s", st ? "error" : interrupted ? "interrupted" : "yes");
     if (strcmp(o.task, "mnist") == 0) META("mlp", "%dx%d %s batch %d", o.layers, o.hidden, o.activation, o.batch);
+    META("meta_batch", "%d", o.meta_batch);
 #undef META
     l2l_error serr = {0};
     l2l_status sst = l2l_checkpoint_save(o.out, &net, meta, nm, &serr);
