@@ -92,6 +92,38 @@ static void test_quadratic_gradient(void **state)
     assert_non_null(strstr(err.msg, "dimension"));
 }
 
+/* A batch of two problems is the two side by side: mean loss, each block its own gradient. */
+static void test_task_batch(void **state)
+{
+    (void)state;
+    l2l_error err;
+    l2l_quadratic_config qc = {3, 2, 0};
+    l2l_task kids[2], single, batch;
+    assert_int_equal(l2l_task_quadratic_create(&kids[0], &qc, &err), L2L_OK);
+    assert_int_equal(l2l_task_quadratic_create(&kids[1], &qc, &err), L2L_OK);
+    assert_int_equal(l2l_task_quadratic_create(&single, &qc, &err), L2L_OK);
+    assert_int_equal(l2l_task_batch_create(&batch, kids, 2, &err), L2L_OK);
+    assert_null(kids[0].ctx); /* ownership moved */
+    assert_int_equal(batch.n, 12);
+    EXPECT_CLOSE(batch.grad_scale, single.grad_scale / 2, 1e-9, 0, "batch grad_scale");
+    l2l_rng r1, r2;
+    l2l_rng_seed(&r1, 9, 0);
+    float tb[12], gb[12], t1[6], g1[6];
+    batch.sample(batch.ctx, &r1, tb);
+    double fb = batch.loss_grad(batch.ctx, tb, gb, &r1), fs = 0;
+    for (int i = 0; i < 2; i++) { /* problem i is the (i+1)-th draw of the same stream */
+        l2l_rng_seed(&r2, 9, 0);
+        for (int k = 0; k <= i; k++) single.sample(single.ctx, &r2, t1);
+        for (int j = 0; j < 6; j++) EXPECT_CLOSE(tb[6 * i + j], t1[j], 0, 0, "theta0 block %d[%d]", i, j);
+        fs += single.loss_grad(single.ctx, t1, g1, &r2) / 2;
+        for (int j = 0; j < 6; j++) EXPECT_CLOSE(gb[6 * i + j], g1[j], 0, 0, "grad block %d[%d]", i, j);
+    }
+    EXPECT_CLOSE(fb, fs, 1e-12, 1e-12, "batch loss is the mean");
+    l2l_task_free(&batch);
+    l2l_task_free(&single);
+    assert_int_equal(l2l_task_batch_create(&batch, kids, 0, &err), L2L_ERR_ARG);
+}
+
 static void test_quadratic_sampling(void **state)
 {
     (void)state;
@@ -258,6 +290,7 @@ int main(void)
         cmocka_unit_test(test_baselines_by_hand),
         cmocka_unit_test(test_quadratic_gradient),
         cmocka_unit_test(test_quadratic_sampling),
+        cmocka_unit_test(test_task_batch),
         cmocka_unit_test(test_evaluate_and_tune),
         cmocka_unit_test(test_same_seed_same_bytes),
         cmocka_unit_test(test_train_config_errors),
