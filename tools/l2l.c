@@ -169,18 +169,20 @@ static void opts_default(opts *o)
     o->batch = 128;
     o->hidden = 20;
     o->layers = 1;
-    o->steps = 100;
     o->runs = 100;
-    o->unroll = 20;
-    o->epochs = 1000;
-    o->eval_every = 50;
-    o->n_valid = 20;
     o->tune_runs = 20;
-    o->lr = 1e-3;
     o->lstm_layers = 2;
     o->lstm_hidden = 20;
-    o->seed = 1;
     o->meta_batch = 1;
+    l2l_train_config tc; /* the library's meta-training defaults are the tool's */
+    l2l_train_config_default(&tc);
+    o->steps = tc.steps;
+    o->unroll = tc.unroll;
+    o->epochs = tc.epochs;
+    o->eval_every = tc.eval_every;
+    o->n_valid = tc.n_valid;
+    o->lr = tc.lr;
+    o->seed = tc.seed;
 }
 
 /* Parses argv for one subcommand; `allowed` lists the option codes it accepts.
