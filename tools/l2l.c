@@ -478,7 +478,7 @@ static int cmd_train(int argc, char **argv)
     META("epochs", "%d", o.epochs);
     META("steps", "%d", o.steps);
     META("unroll", "%d", o.unroll);
-    META("meta_lr", "%.9g", o.lr);
+    META("meta_lr", "%g", o.lr);
     META("clip", "%.9g", o.clip);
     META("eval_every", "%d", o.eval_every);
     META("n_valid", "%d", o.n_valid);
