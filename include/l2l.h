@@ -339,6 +339,7 @@ typedef struct {
     int steps;        /* steps per optimizee (100) */
     int unroll;       /* steps per truncated unroll (20) */
     float lr;         /* meta-Adam learning rate */
+    float lr_half_life; /* epochs over which the meta learning rate halves; 0 = constant */
     float clip;       /* clip the meta-gradient's 2-norm to this; 0 = off */
     int eval_every;   /* validate every K epochs (0 = never; the last phi is kept) */
     int n_valid;      /* validation problems */

@@ -60,6 +60,9 @@ l2l_status l2l_meta_train(l2l_lstm *net, l2l_task *task, const l2l_train_config 
                              cfg->steps, cfg->unroll);
     if (!(cfg->lr > 0) || !isfinite(cfg->lr))
         return l2l_error_set(err, L2L_ERR_ARG, "meta learning rate must be positive, got %g", (double)cfg->lr);
+    if (cfg->lr_half_life < 0 || !isfinite(cfg->lr_half_life))
+        return l2l_error_set(err, L2L_ERR_ARG, "learning-rate half-life must be >= 0 epochs, got %g",
+                             (double)cfg->lr_half_life);
     if (cfg->clip < 0 || !isfinite(cfg->clip))
         return l2l_error_set(err, L2L_ERR_ARG, "gradient clip must be >= 0, got %g", (double)cfg->clip);
     if (cfg->eval_every < 0 || (cfg->eval_every > 0 && cfg->n_valid < 1))
@@ -120,7 +123,10 @@ l2l_status l2l_meta_train(l2l_lstm *net, l2l_task *task, const l2l_train_config 
             gnorm += norm;
             if (cfg->clip > 0 && norm > cfg->clip)
                 for (size_t i = 0; i < P; i++) dphi[i] *= (float)(cfg->clip / norm);
-            l2l_adam_update(P, net->phi, dphi, m, v, ++adam_t, cfg->lr, 0.9f, 0.999f, 1e-8f);
+            const float lr = cfg->lr_half_life > 0
+                                 ? (float)(cfg->lr * pow(0.5, (epoch - 1) / (double)cfg->lr_half_life))
+                                 : cfg->lr;
+            l2l_adam_update(P, net->phi, dphi, m, v, ++adam_t, lr, 0.9f, 0.999f, 1e-8f);
         }
         pr.epoch = epoch;
         pr.train_loss = train / cfg->steps;

@@ -41,7 +41,7 @@ typedef struct {
     const char *weighting, *select, *objective;
     int dim, batch, hidden, layers, steps, runs, unroll, epochs, eval_every, n_valid, tune_runs;
     int lstm_layers, lstm_hidden, threads, quick, meta_batch;
-    double lr, clip, p, scale;
+    double lr, clip, p, scale, lr_half_life;
     uint64_t seed;
     int has_batch, has_lr, has_p, has_scale, has_preproc, has_steps;
 } opts;
@@ -50,7 +50,7 @@ enum {
     O_TASK = 1000, O_PRESET, O_DATA, O_DIM, O_BATCH, O_HIDDEN, O_LAYERS, O_ACTIVATION, O_STEPS,
     O_RUNS, O_UNROLL, O_EPOCHS, O_EVAL_EVERY, O_VALID, O_TUNE_RUNS, O_LR, O_CLIP, O_P, O_SCALE,
     O_PREPROC, O_LSTM_LAYERS, O_LSTM_HIDDEN, O_SEED, O_OUT, O_CSV, O_LOG, O_OPTIMIZER, O_THREADS,
-    O_QUICK, O_WEIGHTING, O_SELECT, O_OBJECTIVE, O_META_BATCH, O_HELP
+    O_QUICK, O_WEIGHTING, O_SELECT, O_OBJECTIVE, O_META_BATCH, O_LR_HALF_LIFE, O_HELP
 };
 
 static const struct option all_options[] = {
@@ -87,6 +87,7 @@ static const struct option all_options[] = {
     {"select", required_argument, 0, O_SELECT},
     {"objective", required_argument, 0, O_OBJECTIVE},
     {"meta-batch", required_argument, 0, O_META_BATCH},
+    {"lr-half-life", required_argument, 0, O_LR_HALF_LIFE},
     {"help", no_argument, 0, O_HELP},
     {0, 0, 0, 0},
 };
@@ -242,6 +243,7 @@ static int parse_opts(const char *cmd, int argc, char **argv, const int *allowed
         case O_QUICK: o->quick = 1; break;
         case O_LR: r = parse_double(cmd, f, a, 1e-12, 1e6, &o->lr), o->has_lr = 1; break;
         case O_CLIP: r = parse_double(cmd, f, a, 0, 1e12, &o->clip); break;
+        case O_LR_HALF_LIFE: r = parse_double(cmd, f, a, 0, 1e9, &o->lr_half_life); break;
         case O_P: r = parse_double(cmd, f, a, 1e-3, 79, &o->p), o->has_p = 1; break;
         case O_SCALE: r = parse_double(cmd, f, a, -1e6, 1e6, &o->scale), o->has_scale = 1; break;
         case O_SEED:
@@ -378,6 +380,7 @@ static const char train_help[] =
     "  --weighting uniform|linear   meta-loss weights w_t = 1 (paper) or proportional to t\n"
     "  --objective sum|log      meta-loss sum_t w_t f(theta_t) (paper) or sum_t w_t log f\n"
     "  --meta-batch B (1)       optimizees per meta-update (MNIST: B networks side by side)\n"
+    "  --lr-half-life E         halve the meta learning rate every E epochs (default: constant)\n"
     "  --seed S (1)  --log FILE (default: OUT with -log.csv)  --threads N\n";
 
 static int cmd_train(int argc, char **argv)
@@ -386,7 +389,7 @@ static int cmd_train(int argc, char **argv)
                                   O_ACTIVATION, O_STEPS, O_UNROLL, O_EPOCHS, O_EVAL_EVERY, O_VALID,
                                   O_LR, O_CLIP, O_P, O_SCALE, O_PREPROC, O_LSTM_LAYERS,
                                   O_LSTM_HIDDEN, O_SEED, O_OUT, O_LOG, O_THREADS, O_WEIGHTING,
-                                  O_SELECT, O_OBJECTIVE, O_META_BATCH, 0};
+                                  O_SELECT, O_OBJECTIVE, O_META_BATCH, O_LR_HALF_LIFE, 0};
     opts o;
     int first, r = parse_opts("train", argc, argv, allowed, train_help, &o, &first);
     if (r) return r < 0 ? 0 : r;
@@ -447,6 +450,7 @@ static int cmd_train(int argc, char **argv)
     tcfg.unroll = o.unroll;
     tcfg.lr = (float)o.lr;
     tcfg.clip = (float)o.clip;
+    tcfg.lr_half_life = (float)o.lr_half_life;
     tcfg.eval_every = o.eval_every;
     tcfg.n_valid = o.n_valid;
     tcfg.seed = o.seed;
@@ -480,6 +484,7 @@ static int cmd_train(int argc, char **argv)
     META("unroll", "%d", o.unroll);
     META("meta_lr", "%g", o.lr);
     META("clip", "%.9g", o.clip);
+    META("lr_half_life", "%g", o.lr_half_life);
     META("eval_every", "%d", o.eval_every);
     META("n_valid", "%d", o.n_valid);
     META("weighting", "%s", o.weighting);
