@@ -256,6 +256,10 @@ static void test_train_config_errors(void **state)
     l2l_train_config_default(&tc);
     tc.lr = -1;
     assert_int_equal(l2l_meta_train(&net, &task, &tc, NULL, NULL, &err), L2L_ERR_ARG);
+    l2l_train_config_default(&tc);
+    tc.lr_half_life = -5;
+    assert_int_equal(l2l_meta_train(&net, &task, &tc, NULL, NULL, &err), L2L_ERR_ARG);
+    assert_non_null(strstr(err.msg, "half-life"));
     l2l_lstm_free(&net);
     l2l_task_free(&task);
 }
