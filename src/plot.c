@@ -9,24 +9,21 @@
  *    into l2l_plot_lines, which closes the stream and returns L2L_ERR_IO. Only PLplot
  *    calls run between the setjmp and a possible longjmp, and everything l2l allocated
  *    lives outside that region, so the jump leaks nothing of ours.
- *  - the output file is created by us first (mkstemp), so PLplot never meets an
+ *  - the output file is created by us first (l2l_atomic_open), so PLplot never meets an
  *    unwritable path (it would retry eleven times, then plexit), and the driver is looked
  *    up in PLplot's device list before plsdev (an unknown device makes PLplot prompt on
  *    stdin/stdout).
  *
  * Coordinates: y values are drawn in axis units A(y) = log10(y) on a log axis, y otherwise;
  * PLplot's "l" box option then labels the log axis 10^k. */
-#include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <setjmp.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <plplot/plplot.h>
 
+#include "atomic.h"
 #include "internal.h"
 #include "plot.h"
 
@@ -451,15 +448,6 @@ static int output_complete(const char *path, int is_png, long *size)
     return ok;
 }
 
-static int sync_file(const char *path)
-{
-    int fd = open(path, O_WRONLY);
-    if (fd < 0) return -1;
-    int rc = fsync(fd);
-    if (close(fd) != 0) rc = -1;
-    return rc;
-}
-
 /* ------------------------------------------------------------- entry */
 
 l2l_status l2l_plot_lines(const char *path, const char *title, const char *xlabel,
@@ -499,10 +487,9 @@ l2l_status l2l_plot_lines(const char *path, const char *title, const char *xlabe
                              path, job.log_y ? " with y > 0 (the y axis is logarithmic)" : "");
 
     l2l_status st = L2L_OK;
-    char *tmp = NULL, *e_title = NULL, *e_xlabel = NULL, *e_ylabel = NULL;
+    char *e_title = NULL, *e_xlabel = NULL, *e_ylabel = NULL;
     char **e_labels = NULL;
-    size_t plen = strlen(path);
-    tmp = malloc(plen + sizeof ".tmp-XXXXXX");
+    l2l_atomic out = {0};
     job.wx = malloc((2 * (size_t)max_n + 2) * sizeof *job.wx);
     job.wy = malloc((2 * (size_t)max_n + 2) * sizeof *job.wy);
     job.wlo = malloc(((size_t)max_n + 1) * sizeof *job.wlo);
@@ -514,7 +501,7 @@ l2l_status l2l_plot_lines(const char *path, const char *title, const char *xlabe
     job.lg_opt = calloc((size_t)n_series, 6 * sizeof(PLINT));
     job.lg_line_w = calloc((size_t)n_series, 2 * sizeof(PLFLT));
     job.lg_text = calloc((size_t)n_series, 2 * sizeof(const char *));
-    if (!tmp || !job.wx || !job.wy || !job.wlo || !job.whi || !e_title || !e_xlabel ||
+    if (!job.wx || !job.wy || !job.wlo || !job.whi || !e_title || !e_xlabel ||
         !e_ylabel || !e_labels || !job.lg_opt || !job.lg_line_w || !job.lg_text) {
         st = l2l_error_set(err, L2L_ERR_NOMEM, "figure %s: out of memory", path);
         goto done;
@@ -548,20 +535,11 @@ l2l_status l2l_plot_lines(const char *path, const char *title, const char *xlabe
     job.legend_position = plot_legend_corner(&job);
 
     /* The temporary file is created here, so an unwritable directory is reported by us
-     * and PLplot only ever reopens a file that exists. */
-    snprintf(tmp, plen + sizeof ".tmp-XXXXXX", "%s.tmp-XXXXXX", path);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        st = l2l_error_set(err, L2L_ERR_IO,
-                           "figure %s: cannot create a temporary file in its directory (%s); "
-                           "check that the directory exists and is writable",
-                           path, strerror(errno));
-        tmp[0] = '\0';
-        goto done;
-    }
-    fchmod(fd, 0644); /* mkstemp makes it 0600; a figure is for everyone to read */
-    close(fd);
-    job.tmp_path = tmp;
+     * and PLplot only ever reopens a file that exists (by name: our stream is closed). */
+    if ((st = l2l_atomic_open(&out, path, err))) goto done;
+    fclose(out.f);
+    out.f = NULL;
+    job.tmp_path = out.tmp;
 
     plot_guard guard = {0};
     if (plot_run(&guard, &job) != 0) {
@@ -579,7 +557,7 @@ l2l_status l2l_plot_lines(const char *path, const char *title, const char *xlabe
         goto done;
     }
     long size = 0;
-    if (!output_complete(tmp, is_png, &size)) {
+    if (!output_complete(out.tmp, is_png, &size)) {
         st = l2l_error_set(err, L2L_ERR_IO,
                            "figure %s: the %s driver wrote %s (%ld bytes); expected a complete "
                            "%s file; check free disk space",
@@ -587,21 +565,10 @@ l2l_status l2l_plot_lines(const char *path, const char *title, const char *xlabe
                            is_png ? "PNG" : "SVG");
         goto done;
     }
-    if (sync_file(tmp) != 0) {
-        st = l2l_error_set(err, L2L_ERR_IO, "figure %s: cannot flush %s to disk: %s", path, tmp,
-                           strerror(errno));
-        goto done;
-    }
-    if (rename(tmp, path) != 0) {
-        st = l2l_error_set(err, L2L_ERR_IO, "figure %s: cannot rename %s to it: %s", path, tmp,
-                           strerror(errno));
-        goto done;
-    }
-    tmp[0] = '\0'; /* renamed: nothing to remove */
+    st = l2l_atomic_commit(&out, err); /* fsync, rename over path */
 
 done:
-    if (tmp && tmp[0] && job.tmp_path) unlink(tmp);
-    free(tmp);
+    if (out.tmp) l2l_atomic_abort(&out); /* failed before the commit: remove it */
     free(job.wx);
     free(job.wy);
     free(job.wlo);

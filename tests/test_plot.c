@@ -87,7 +87,7 @@ static void test_png(void **state)
     DIR *d = opendir(dir);
     assert_non_null(d);
     for (struct dirent *e; (e = readdir(d));)
-        if (strstr(e->d_name, ".tmp-")) fail_msg("temporary file %s left in %s", e->d_name, dir);
+        if (strstr(e->d_name, ".tmp.")) fail_msg("temporary file %s left in %s", e->d_name, dir);
     closedir(d);
 }
 
