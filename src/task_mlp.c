@@ -13,7 +13,11 @@
  *
  * Minibatch: loss_grad draws B indices with replacement as idx[i] = l2l_rng_below(rng, n)
  * for i = 0..B-1 in that order (B draws from rng per call, nothing else), so a copy of
- * the rng state reproduces the minibatch. Pixels are byte/255 in [0, 1].
+ * the rng state reproduces the minibatch. With a pool of K examples the draw is
+ * idx[i] = pool[l2l_rng_below(rng, K)] instead, where sample() chose pool as the first
+ * K entries of a partial Fisher-Yates shuffle of 0..n-1 (after drawing theta0): for
+ * j = 0..K-1, swap perm[j] with perm[j + l2l_rng_below(rng, n - j)], perm starting as
+ * the identity. Pixels are byte/255 in [0, 1].
  *
  * Forward (A_0 = X, the minibatch, (B, D)):
  *   Z_l = A_{l-1} W_l^T + 1 b_l^T                           (B, width[l])
@@ -55,6 +59,8 @@ typedef struct {
     size_t w_off[MLP_MAX_LAYERS + 2], b_off[MLP_MAX_LAYERS + 2]; /* offsets into theta */
     size_t n;                      /* N */
     float init_std;
+    int pool;                      /* K, 0 = the whole data set */
+    uint32_t *perm;                /* (n) when pool > 0: perm[0..K) is this network's pool */
     float *a[MLP_MAX_LAYERS + 2];  /* a[0] (B, D) inputs; a[l] (B, width[l]): A_l, a[L] = Z_L */
     float *dz, *dz_prev;           /* (B, max hidden/C width) backward ping-pong */
     uint8_t *labels;               /* (B) labels of the current minibatch */
@@ -78,14 +84,25 @@ static void mlp_destroy(void *p)
     l2l_free(c->dz);
     l2l_free(c->dz_prev);
     l2l_free(c->labels);
+    l2l_free(c->perm);
     l2l_free(c);
 }
 
 static void mlp_sample(void *p, l2l_rng *rng, float *theta0)
 {
-    const mlp_ctx *c = p;
+    mlp_ctx *c = p;
     L2L_ASSERT(rng && theta0);
     for (size_t i = 0; i < c->n; i++) theta0[i] = (float)(c->init_std * l2l_rng_normal(rng));
+    if (c->pool > 0) {
+        const size_t n = c->data->n;
+        for (size_t j = 0; j < n; j++) c->perm[j] = (uint32_t)j;
+        for (size_t j = 0; j < (size_t)c->pool; j++) {
+            size_t k = j + (size_t)l2l_rng_below(rng, n - j);
+            uint32_t t = c->perm[j];
+            c->perm[j] = c->perm[k];
+            c->perm[k] = t;
+        }
+    }
 }
 
 /* z (B, w) += b (w) row by row, then the activation in place. */
@@ -160,7 +177,8 @@ static double mlp_loss_grad(void *p, const float *theta, float *grad, l2l_rng *r
 
     /* The minibatch: B examples drawn with replacement, pixels scaled to [0, 1]. */
     for (int i = 0; i < B; i++) {
-        size_t k = (size_t)l2l_rng_below(rng, data->n);
+        size_t k = c->pool > 0 ? c->perm[l2l_rng_below(rng, (uint64_t)c->pool)]
+                               : (size_t)l2l_rng_below(rng, data->n);
         const uint8_t *img = data->images + k * (size_t)D;
         float *x = c->a[0] + (size_t)i * D;
         for (int j = 0; j < D; j++) x[j] = (float)img[j] / 255.0f; /* vectorizes */
@@ -226,6 +244,10 @@ static l2l_status mlp_check(const l2l_mlp_config *cfg, const l2l_dataset *data, 
                              (int)cfg->activation);
     if (data->n < 1 || !data->images || !data->labels)
         return l2l_error_set(err, L2L_ERR_ARG, "MLP: the data set is empty");
+    if (cfg->pool < 0 || (size_t)cfg->pool > data->n || data->n > UINT32_MAX)
+        return l2l_error_set(err, L2L_ERR_ARG,
+                             "MLP: a pool of %d examples per network, expected 0 (all) or 1..%zu "
+                             "(the data set's size)", cfg->pool, data->n);
     if (data->rows < 1 || data->cols < 1 ||
         (long long)data->rows * data->cols > MLP_MAX_INPUTS)
         return l2l_error_set(err, L2L_ERR_ARG,
@@ -257,6 +279,7 @@ l2l_status l2l_task_mlp_create(l2l_task *task, const l2l_mlp_config *cfg,
     c->L = cfg->layers + 1;
     c->B = cfg->batch;
     c->init_std = cfg->init_std;
+    c->pool = cfg->pool;
     c->width[0] = data->rows * data->cols;
     for (int l = 1; l < c->L; l++) c->width[l] = cfg->hidden;
     c->width[c->L] = data->n_classes;
@@ -279,6 +302,7 @@ l2l_status l2l_task_mlp_create(l2l_task *task, const l2l_mlp_config *cfg,
     c->dz = l2l_alloc((size_t)c->B * widest * sizeof(float));
     c->dz_prev = l2l_alloc((size_t)c->B * widest * sizeof(float));
     c->labels = l2l_alloc((size_t)c->B);
+    if (c->pool > 0) ok = ok && (c->perm = l2l_alloc(data->n * sizeof *c->perm));
     if (!ok || !c->dz || !c->dz_prev || !c->labels) {
         mlp_destroy(c);
         return l2l_error_set(err, L2L_ERR_NOMEM,
@@ -301,5 +325,9 @@ l2l_status l2l_task_mlp_create(l2l_task *task, const l2l_mlp_config *cfg,
         snprintf(hidden, sizeof hidden, "%dx%d", cfg->hidden, cfg->layers);
     snprintf(task->name, sizeof task->name, "mlp-%d-%s-%d-%s", c->width[0], hidden,
              data->n_classes, activation_name(c->act));
+    if (c->pool > 0) { /* "mlp-784-20-10-sigmoid-pool2000" */
+        size_t len = strlen(task->name);
+        snprintf(task->name + len, sizeof task->name - len, "-pool%d", c->pool);
+    }
     return L2L_OK;
 }

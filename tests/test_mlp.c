@@ -340,7 +340,7 @@ static void test_gradient_fd(void **state)
     make_dataset(&ds, 40, 6, 6, 3, 11);
     for (int act = 0; act < 3; act++) {
         for (int layers = 1; layers <= 2; layers++) {
-            l2l_mlp_config cfg = {layers, 5, (l2l_activation)act, 4, 0.01f};
+            l2l_mlp_config cfg = {layers, 5, (l2l_activation)act, 4, 0.01f, 0};
             l2l_task task;
             create_task(&task, &cfg, &ds);
             ref_net ref = ref_of(&cfg, &ds);
@@ -459,7 +459,7 @@ static void test_paper_net_size_and_name(void **state)
     (void)state;
     l2l_dataset ds;
     make_dataset(&ds, 16, 28, 28, 10, 1);
-    l2l_mlp_config cfg = {1, 20, L2L_ACTIVATION_SIGMOID, 128, 0.01f};
+    l2l_mlp_config cfg = {1, 20, L2L_ACTIVATION_SIGMOID, 128, 0.01f, 0};
     l2l_task task;
     create_task(&task, &cfg, &ds);
     assert_int_equal(task.n, 15910); /* 784*20 + 20 + 20*10 + 10 */
@@ -482,7 +482,7 @@ static void test_minibatches(void **state)
     (void)state;
     l2l_dataset ds;
     make_dataset(&ds, 500, 28, 28, 10, 2);
-    l2l_mlp_config cfg = {1, 20, L2L_ACTIVATION_SIGMOID, 16, 0.01f};
+    l2l_mlp_config cfg = {1, 20, L2L_ACTIVATION_SIGMOID, 16, 0.01f, 0};
     l2l_task task;
     create_task(&task, &cfg, &ds);
     size_t n = task.n;
@@ -523,7 +523,7 @@ static void test_sample(void **state)
     (void)state;
     l2l_dataset ds;
     make_dataset(&ds, 8, 28, 28, 10, 3);
-    l2l_mlp_config cfg = {1, 20, L2L_ACTIVATION_SIGMOID, 8, 0.01f};
+    l2l_mlp_config cfg = {1, 20, L2L_ACTIVATION_SIGMOID, 8, 0.01f, 0};
     l2l_task task;
     create_task(&task, &cfg, &ds);
     size_t n = task.n;
@@ -569,7 +569,7 @@ static void test_config_errors(void **state)
     (void)state;
     l2l_dataset ds;
     make_dataset(&ds, 8, 6, 6, 3, 4);
-    const l2l_mlp_config good = {1, 20, L2L_ACTIVATION_SIGMOID, 8, 0.01f};
+    const l2l_mlp_config good = {1, 20, L2L_ACTIVATION_SIGMOID, 8, 0.01f, 0};
     l2l_mlp_config c;
     c = good; c.layers = 0; expect_arg_error(&c, &ds, "0 hidden layers, expected 1..8");
     c = good; c.layers = 9; expect_arg_error(&c, &ds, "9 hidden layers");
@@ -595,6 +595,72 @@ static void test_config_errors(void **state)
     l2l_dataset_free(&ds);
 }
 
+/*
+ * pool = K: every sampled network trains on K examples of its own. Example i is a
+ * one-hot image (pixel i lit), so column i of W1's gradient is non-zero exactly when
+ * example i is in the minibatch. A minibatch of 512 draws from K = 5 must light 5
+ * columns (missing one has probability < 5 (4/5)^512), the same 5 on every call until
+ * the next sample(), and another network must get another pool; pool = 0 reaches
+ * beyond 5.
+ */
+static size_t lit_columns(l2l_task *task, const float *theta, float *g, l2l_rng *rng, int D,
+                          int hidden, uint8_t *lit)
+{
+    task->loss_grad(task->ctx, theta, g, rng);
+    size_t count = 0;
+    for (int i = 0; i < D; i++) {
+        lit[i] = 0;
+        for (int j = 0; j < hidden; j++) lit[i] |= g[(size_t)j * D + i] != 0.0f;
+        count += lit[i];
+    }
+    return count;
+}
+
+static void test_pool(void **state)
+{
+    (void)state;
+    enum { D = 64, H = 3 };
+    l2l_dataset ds;
+    make_dataset(&ds, D, 8, 8, 4, 9);
+    memset(ds.images, 0, (size_t)D * D);
+    for (int i = 0; i < D; i++) ds.images[(size_t)i * D + i] = 255;
+    l2l_mlp_config cfg = {1, H, L2L_ACTIVATION_SIGMOID, 512, 0.1f, 5};
+    l2l_task task;
+    create_task(&task, &cfg, &ds);
+    assert_string_equal(task.name, "mlp-64-3-4-sigmoid-pool5");
+    float *theta = calloc(task.n, sizeof *theta), *g = calloc(task.n, sizeof *g);
+    assert_true(theta && g);
+    uint8_t first[D], lit[D];
+    l2l_rng rng;
+    l2l_rng_seed(&rng, 3, L2L_STREAM_TEST);
+    task.sample(task.ctx, &rng, theta);
+    assert_int_equal(lit_columns(&task, theta, g, &rng, D, H, first), 5);
+    for (int call = 0; call < 3; call++) {
+        assert_int_equal(lit_columns(&task, theta, g, &rng, D, H, lit), 5);
+        assert_memory_equal(lit, first, D);
+    }
+    int differs = 0; /* a new network: a new pool (same one has chance 1 / C(64, 5)) */
+    task.sample(task.ctx, &rng, theta);
+    assert_int_equal(lit_columns(&task, theta, g, &rng, D, H, lit), 5);
+    differs = memcmp(lit, first, D) != 0;
+    assert_true(differs);
+    l2l_task_free(&task);
+
+    cfg.pool = 0; /* the whole data set: 512 draws from 64 light nearly all */
+    create_task(&task, &cfg, &ds);
+    task.sample(task.ctx, &rng, theta);
+    assert_true(lit_columns(&task, theta, g, &rng, D, H, lit) > 5);
+    l2l_task_free(&task);
+
+    cfg.pool = D + 1;
+    expect_arg_error(&cfg, &ds, "a pool of 65 examples per network, expected 0 (all) or 1..64");
+    cfg.pool = -1;
+    expect_arg_error(&cfg, &ds, "a pool of -1");
+    free(theta);
+    free(g);
+    l2l_dataset_free(&ds);
+}
+
 /* On the fetched MNIST (when present): plain gradient descent lowers the loss. */
 static void test_mnist_descends(void **state)
 {
@@ -610,7 +676,7 @@ static void test_mnist_descends(void **state)
     l2l_dataset ds;
     l2l_error err = {0};
     if (l2l_mnist_load(&ds, dir, "train", &err) != L2L_OK) fail_msg("%s", err.msg);
-    l2l_mlp_config cfg = {1, 20, L2L_ACTIVATION_SIGMOID, 128, 0.01f};
+    l2l_mlp_config cfg = {1, 20, L2L_ACTIVATION_SIGMOID, 128, 0.01f, 0};
     l2l_task task;
     create_task(&task, &cfg, &ds);
     float *theta = calloc(task.n, sizeof *theta), *g = calloc(task.n, sizeof *g);
@@ -641,6 +707,7 @@ int main(void)
         cmocka_unit_test(test_minibatches),
         cmocka_unit_test(test_sample),
         cmocka_unit_test(test_config_errors),
+        cmocka_unit_test(test_pool),
         cmocka_unit_test(test_mnist_descends),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

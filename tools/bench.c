@@ -348,7 +348,7 @@ static int child_mnist(const char *data, int repeat, result *r, l2l_error *err)
 {
     l2l_dataset ds;
     if (l2l_mnist_load(&ds, data, "train", err)) return 1;
-    l2l_mlp_config mc = {1, 20, L2L_ACTIVATION_SIGMOID, 128, 0.01f};
+    l2l_mlp_config mc = {1, 20, L2L_ACTIVATION_SIGMOID, 128, 0.01f, 0};
     timed_task tt = {0};
     if (l2l_task_mlp_create(&tt.inner, &mc, &ds, err)) {
         l2l_dataset_free(&ds);

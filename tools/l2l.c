@@ -40,7 +40,7 @@ typedef struct {
     const char *task, *preset, *data, *activation, *preproc, *out, *csv, *log, *optimizer;
     const char *weighting, *select, *objective;
     int dim, batch, hidden, layers, steps, runs, unroll, epochs, eval_every, n_valid, tune_runs;
-    int lstm_layers, lstm_hidden, threads, quick, meta_batch;
+    int lstm_layers, lstm_hidden, threads, quick, meta_batch, pool;
     double lr, clip, p, scale, lr_half_life;
     uint64_t seed;
     int has_batch, has_lr, has_p, has_scale, has_preproc, has_steps;
@@ -50,7 +50,7 @@ enum {
     O_TASK = 1000, O_PRESET, O_DATA, O_DIM, O_BATCH, O_HIDDEN, O_LAYERS, O_ACTIVATION, O_STEPS,
     O_RUNS, O_UNROLL, O_EPOCHS, O_EVAL_EVERY, O_VALID, O_TUNE_RUNS, O_LR, O_CLIP, O_P, O_SCALE,
     O_PREPROC, O_LSTM_LAYERS, O_LSTM_HIDDEN, O_SEED, O_OUT, O_CSV, O_LOG, O_OPTIMIZER, O_THREADS,
-    O_QUICK, O_WEIGHTING, O_SELECT, O_OBJECTIVE, O_META_BATCH, O_LR_HALF_LIFE, O_HELP
+    O_QUICK, O_WEIGHTING, O_SELECT, O_OBJECTIVE, O_META_BATCH, O_LR_HALF_LIFE, O_POOL, O_HELP
 };
 
 static const struct option all_options[] = {
@@ -88,6 +88,7 @@ static const struct option all_options[] = {
     {"objective", required_argument, 0, O_OBJECTIVE},
     {"meta-batch", required_argument, 0, O_META_BATCH},
     {"lr-half-life", required_argument, 0, O_LR_HALF_LIFE},
+    {"pool", required_argument, 0, O_POOL},
     {"help", no_argument, 0, O_HELP},
     {0, 0, 0, 0},
 };
@@ -240,6 +241,7 @@ static int parse_opts(const char *cmd, int argc, char **argv, const int *allowed
         case O_LSTM_HIDDEN: r = parse_int(cmd, f, a, 1, 1024, &o->lstm_hidden); break;
         case O_THREADS: r = parse_int(cmd, f, a, 1, 1024, &o->threads); break;
         case O_META_BATCH: r = parse_int(cmd, f, a, 1, 1024, &o->meta_batch); break;
+        case O_POOL: r = parse_int(cmd, f, a, 0, 1 << 30, &o->pool); break;
         case O_QUICK: o->quick = 1; break;
         case O_LR: r = parse_double(cmd, f, a, 1e-12, 1e6, &o->lr), o->has_lr = 1; break;
         case O_CLIP: r = parse_double(cmd, f, a, 0, 1e12, &o->clip); break;
@@ -274,7 +276,7 @@ static l2l_status make_task_on(const opts *o, const l2l_dataset *ds, l2l_task *t
     l2l_activation act = strcmp(o->activation, "relu") == 0   ? L2L_ACTIVATION_RELU
                          : strcmp(o->activation, "tanh") == 0 ? L2L_ACTIVATION_TANH
                                                               : L2L_ACTIVATION_SIGMOID;
-    l2l_mlp_config mc = {o->layers, o->hidden, act, o->has_batch ? o->batch : 128, 0.01f};
+    l2l_mlp_config mc = {o->layers, o->hidden, act, o->has_batch ? o->batch : 128, 0.01f, o->pool};
     return l2l_task_mlp_create(task, &mc, ds, err);
 }
 
@@ -367,6 +369,8 @@ static const char train_help[] =
     "  --batch B                functions per quadratic sample / MNIST minibatch (128)\n"
     "  --hidden N --layers L --activation sigmoid|relu|tanh   MNIST network (20, 1, sigmoid)\n"
     "  --data DIR               IDX files for mnist (data/mnist)\n"
+    "  --pool K                 mnist: every network trains on its own K digits drawn from\n"
+    "                           the split (default 0: the whole split)\n"
     "optimizer:\n"
     "  --lstm-layers L --lstm-hidden H   LSTM stack (2 x 20); 0 layers = linear map\n"
     "  --preproc none|logsign --p P --scale S   input preprocessing and output scale\n"
@@ -386,7 +390,7 @@ static const char train_help[] =
 static int cmd_train(int argc, char **argv)
 {
     static const int allowed[] = {O_TASK, O_PRESET, O_DATA, O_DIM, O_BATCH, O_HIDDEN, O_LAYERS,
-                                  O_ACTIVATION, O_STEPS, O_UNROLL, O_EPOCHS, O_EVAL_EVERY, O_VALID,
+                                  O_ACTIVATION, O_POOL, O_STEPS, O_UNROLL, O_EPOCHS, O_EVAL_EVERY, O_VALID,
                                   O_LR, O_CLIP, O_P, O_SCALE, O_PREPROC, O_LSTM_LAYERS,
                                   O_LSTM_HIDDEN, O_SEED, O_OUT, O_LOG, O_THREADS, O_WEIGHTING,
                                   O_SELECT, O_OBJECTIVE, O_META_BATCH, O_LR_HALF_LIFE, 0};
@@ -569,7 +573,7 @@ static const char eval_help[] =
     "usage: l2l eval --optimizer FILE|sgd|nag|rmsprop|adam [--lr X] [options]\n"
     "Runs an optimizer on R freshly sampled test problems (a seed stream disjoint from\n"
     "training and validation) and writes step,mean,std (steps 0..S) as CSV.\n\n"
-    "  --task quadratic|mnist --preset paper|deepmind --dim --batch --hidden --layers\n"
+    "  --task quadratic|mnist --preset paper|deepmind --dim --batch --hidden --layers --pool\n"
     "  --activation --data DIR   the task, as for 'l2l train' (mnist uses the test split)\n"
     "  --lr X        learning rate of a baseline (required for one)\n"
     "  --steps S (100)  --runs R (100)  --seed S (1)  --csv OUT (default: stdout)  --threads N\n";
@@ -577,7 +581,7 @@ static const char eval_help[] =
 static int cmd_eval(int argc, char **argv)
 {
     static const int allowed[] = {O_TASK, O_PRESET, O_DATA, O_DIM, O_BATCH, O_HIDDEN, O_LAYERS,
-                                  O_ACTIVATION, O_STEPS, O_RUNS, O_LR, O_SEED, O_CSV, O_OPTIMIZER,
+                                  O_ACTIVATION, O_POOL, O_STEPS, O_RUNS, O_LR, O_SEED, O_CSV, O_OPTIMIZER,
                                   O_THREADS, 0};
     opts o;
     int first, r = parse_opts("eval", argc, argv, allowed, eval_help, &o, &first);
@@ -620,13 +624,13 @@ static const char tune_help[] =
     "usage: l2l tune --optimizer sgd|nag|rmsprop|adam [options]\n"
     "Tries learning rates 1e-5, 3.16e-5, ..., 10, 31.6 (half-decade steps) on --tune-runs\n"
     "validation problems and prints the one with the lowest mean loss at the last step.\n\n"
-    "  --task --preset --dim --batch --hidden --layers --activation --data   as for train\n"
+    "  --task --preset --dim --batch --hidden --layers --activation --data --pool   as for train\n"
     "  --steps S (100)  --tune-runs R (20)  --seed S (1)  --threads N\n";
 
 static int cmd_tune(int argc, char **argv)
 {
     static const int allowed[] = {O_TASK, O_PRESET, O_DATA, O_DIM, O_BATCH, O_HIDDEN, O_LAYERS,
-                                  O_ACTIVATION, O_STEPS, O_TUNE_RUNS, O_SEED, O_OPTIMIZER, O_THREADS, 0};
+                                  O_ACTIVATION, O_POOL, O_STEPS, O_TUNE_RUNS, O_SEED, O_OPTIMIZER, O_THREADS, 0};
     opts o;
     int first, r = parse_opts("tune", argc, argv, allowed, tune_help, &o, &first);
     if (r) return r < 0 ? 0 : r;
@@ -712,13 +716,13 @@ static const char compare_help[] =
     "learned optimizer on the same R fresh test problems, and writes DIR/curves.csv\n"
     "(optimizer,step,mean,std), DIR/summary.csv (optimizer,lr,final_mean,final_std,...)\n"
     "and DIR/loss.png (and .svg); prints the summary as a table.\n\n"
-    "  --task --preset --dim --batch --hidden --layers --activation --data   as for train\n"
+    "  --task --preset --dim --batch --hidden --layers --activation --data --pool   as for train\n"
     "  --steps S (100)  --runs R (100)  --tune-runs V (20)  --seed S (1)  --threads N\n";
 
 static int cmd_compare(int argc, char **argv)
 {
     static const int allowed[] = {O_TASK, O_PRESET, O_DATA, O_DIM, O_BATCH, O_HIDDEN, O_LAYERS,
-                                  O_ACTIVATION, O_STEPS, O_RUNS, O_TUNE_RUNS, O_SEED, O_OUT,
+                                  O_ACTIVATION, O_POOL, O_STEPS, O_RUNS, O_TUNE_RUNS, O_SEED, O_OUT,
                                   O_OPTIMIZER, O_THREADS, 0};
     opts o;
     int first, r = parse_opts("compare", argc, argv, allowed, compare_help, &o, &first);
