@@ -104,9 +104,11 @@ l2l_status l2l_task_quadratic_create(l2l_task *task, const l2l_quadratic_config 
                                      l2l_error *err);
 
 /*
- * B problems of one family side by side (N = B * children[0].n): the loss is their mean
- * and each is optimized on its own gradient. Takes ownership of the B children (all of
- * the same n and grad_scale), which are zeroed; l2l_task_free frees them.
+ * B problems side by side (N = the sum of the children's n, child i's parameters after
+ * those of children 0..i-1): the loss is their mean and each is optimized on its own
+ * gradient. The children may differ in size (a mix of network shapes) but must share
+ * grad_scale. Takes ownership of the B children, which are zeroed; l2l_task_free frees
+ * them.
  */
 l2l_status l2l_task_batch_create(l2l_task *task, l2l_task *children, int B, l2l_error *err);
 
@@ -354,6 +356,8 @@ typedef struct {
     l2l_weighting weighting;
     l2l_selection selection;
     l2l_objective objective;
+    float rollback;   /* > 1: when a validation score exceeds rollback x the best so far,
+                         phi returns to the best phi and meta-Adam restarts; 0 = off */
 } l2l_train_config;
 
 typedef struct {
@@ -363,6 +367,7 @@ typedef struct {
     double valid_loss;  /* validation score (see l2l_selection), NaN when not evaluated */
     double best_valid;  /* best so far */
     int best_epoch;
+    int rollbacks;      /* returns to the best phi so far (see rollback) */
     double seconds;     /* since the start */
     l2l_rng rng;        /* the training stream's state after this epoch */
 } l2l_train_progress;

@@ -5,7 +5,10 @@
  * default the mean of f(theta_t) over t = 1..steps, the meta-objective; or the final
  * loss) and the best phi is kept: early stopping as in the paper.
  * The meta-loss weights are w_t = 1 (the paper) or, with L2L_WEIGHT_LINEAR,
- * w_t = 2t / (steps + 1), which has mean 1 and puts more weight on late steps. */
+ * w_t = 2t / (steps + 1), which has mean 1 and puts more weight on late steps.
+ * With rollback > 1, a validation score worse than rollback x the best so far (meta-
+ * training fell off a cliff, e.g. into an optimizer that no longer moves) sends phi
+ * back to the best phi, with meta-Adam's moments and step count reset. */
 #include <math.h>
 #include <string.h>
 #include <time.h>
@@ -65,6 +68,9 @@ l2l_status l2l_meta_train(l2l_lstm *net, l2l_task *task, const l2l_train_config 
                              (double)cfg->lr_half_life);
     if (cfg->clip < 0 || !isfinite(cfg->clip))
         return l2l_error_set(err, L2L_ERR_ARG, "gradient clip must be >= 0, got %g", (double)cfg->clip);
+    if (cfg->rollback != 0 && !(cfg->rollback > 1 && isfinite(cfg->rollback)))
+        return l2l_error_set(err, L2L_ERR_ARG, "rollback must be 0 (off) or a finite factor > 1, got %g",
+                             (double)cfg->rollback);
     if (cfg->eval_every < 0 || (cfg->eval_every > 0 && cfg->n_valid < 1))
         return l2l_error_set(err, L2L_ERR_ARG, "validation needs eval_every >= 0 and n_valid >= 1");
 
@@ -138,6 +144,12 @@ l2l_status l2l_meta_train(l2l_lstm *net, l2l_task *task, const l2l_train_config 
                 pr.best_valid = pr.valid_loss;
                 pr.best_epoch = epoch;
                 memcpy(best, net->phi, P * sizeof(float));
+            } else if (cfg->rollback > 0 && !(pr.valid_loss <= cfg->rollback * pr.best_valid)) {
+                memcpy(net->phi, best, P * sizeof(float));
+                memset(m, 0, P * sizeof(float));
+                memset(v, 0, P * sizeof(float));
+                adam_t = 0;
+                pr.rollbacks++;
             }
         }
         pr.seconds = now_seconds() - t0;

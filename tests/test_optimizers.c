@@ -122,6 +122,31 @@ static void test_task_batch(void **state)
     l2l_task_free(&batch);
     l2l_task_free(&single);
     assert_int_equal(l2l_task_batch_create(&batch, kids, 0, &err), L2L_ERR_ARG);
+
+    /* Children of different sizes: a 3-dim and a 2-dim quadratic, blocks of 3 and 2. */
+    l2l_quadratic_config q3 = {3, 1, 0}, q2 = {2, 1, 0};
+    l2l_task a3, a2;
+    assert_int_equal(l2l_task_quadratic_create(&kids[0], &q3, &err), L2L_OK);
+    assert_int_equal(l2l_task_quadratic_create(&kids[1], &q2, &err), L2L_OK);
+    assert_int_equal(l2l_task_quadratic_create(&a3, &q3, &err), L2L_OK);
+    assert_int_equal(l2l_task_quadratic_create(&a2, &q2, &err), L2L_OK);
+    assert_int_equal(l2l_task_batch_create(&batch, kids, 2, &err), L2L_OK);
+    assert_int_equal(batch.n, 5);
+    float tm[5], gm[5], t3[3], g3[3], t2[2], g2[2];
+    l2l_rng_seed(&r1, 4, 0);
+    batch.sample(batch.ctx, &r1, tm);
+    double fm = batch.loss_grad(batch.ctx, tm, gm, &r1);
+    l2l_rng_seed(&r2, 4, 0);
+    a3.sample(a3.ctx, &r2, t3);
+    a2.sample(a2.ctx, &r2, t2);
+    double f3 = a3.loss_grad(a3.ctx, t3, g3, &r2), f2 = a2.loss_grad(a2.ctx, t2, g2, &r2);
+    for (int j = 0; j < 3; j++) EXPECT_CLOSE(gm[j], g3[j], 0, 0, "mixed grad block 0[%d]", j);
+    for (int j = 0; j < 2; j++) EXPECT_CLOSE(gm[3 + j], g2[j], 0, 0, "mixed grad block 1[%d]", j);
+    EXPECT_CLOSE(fm, (f3 + f2) / 2, 1e-12, 1e-12, "mixed batch loss is the mean");
+    assert_non_null(strstr(batch.name, "mix of 2"));
+    l2l_task_free(&batch);
+    l2l_task_free(&a3);
+    l2l_task_free(&a2);
 }
 
 static void test_quadratic_sampling(void **state)
@@ -264,6 +289,51 @@ static void test_train_config_errors(void **state)
     l2l_task_free(&task);
 }
 
+/* Rollback: every validation worse than factor x the best so far sends phi back. The
+ * callback counts those validations itself; the library must report as many rollbacks,
+ * and an aggressive meta learning rate must produce some. */
+typedef struct {
+    float factor;
+    int worse, rollbacks;
+} rollback_count;
+
+static int count_rollbacks(const l2l_train_progress *p, void *ctx)
+{
+    rollback_count *c = ctx;
+    if (!isnan(p->valid_loss) && p->valid_loss > c->factor * p->best_valid) c->worse++;
+    c->rollbacks = p->rollbacks;
+    return 0;
+}
+
+static void test_rollback(void **state)
+{
+    (void)state;
+    l2l_task task;
+    l2l_error err;
+    l2l_quadratic_config qc = {10, 16, 0};
+    assert_int_equal(l2l_task_quadratic_create(&task, &qc, &err), L2L_OK);
+    l2l_lstm net;
+    l2l_lstm_config lc = {1, 4, L2L_PREPROC_NONE, 10, 1.0f};
+    assert_int_equal(l2l_lstm_create(&net, &lc, &err), L2L_OK);
+    l2l_rng rng;
+    l2l_rng_seed(&rng, 5, L2L_STREAM_INIT);
+    l2l_lstm_init(&net, &rng);
+    l2l_train_config tc;
+    l2l_train_config_default(&tc);
+    tc.epochs = 40, tc.steps = 20, tc.unroll = 5, tc.eval_every = 1, tc.n_valid = 4;
+    tc.lr = 0.1f, tc.rollback = 1.05f;
+    rollback_count c = {tc.rollback, 0, 0};
+    assert_int_equal(l2l_meta_train(&net, &task, &tc, count_rollbacks, &c, &err), L2L_OK);
+    printf("    %d validations worse than 1.05 x best, %d rollbacks\n", c.worse, c.rollbacks);
+    assert_true(c.worse > 0);
+    assert_int_equal(c.rollbacks, c.worse);
+    tc.rollback = 0.5f;
+    assert_int_equal(l2l_meta_train(&net, &task, &tc, NULL, NULL, &err), L2L_ERR_ARG);
+    assert_non_null(strstr(err.msg, "rollback"));
+    l2l_lstm_free(&net);
+    l2l_task_free(&task);
+}
+
 /* An optimizer that blows up: the NaN is reported with its epoch, and phi stays finite. */
 static void test_divergence_is_reported(void **state)
 {
@@ -299,6 +369,7 @@ int main(void)
         cmocka_unit_test(test_same_seed_same_bytes),
         cmocka_unit_test(test_train_config_errors),
         cmocka_unit_test(test_divergence_is_reported),
+        cmocka_unit_test(test_rollback),
     };
     return cmocka_run_group_tests_name("optimizers", tests, NULL, NULL);
 }

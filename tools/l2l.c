@@ -38,10 +38,11 @@
 
 typedef struct {
     const char *task, *preset, *data, *activation, *preproc, *out, *csv, *log, *optimizer;
-    const char *weighting, *select, *objective;
+    const char *weighting, *select, *objective, *init;
     int dim, batch, hidden, layers, steps, runs, unroll, epochs, eval_every, n_valid, tune_runs;
     int lstm_layers, lstm_hidden, threads, quick, meta_batch, pool;
-    double lr, clip, p, scale, lr_half_life;
+    double lr, clip, p, scale, lr_half_life, rollback;
+    int n_mix, mix_hidden[16], mix_layers[16]; /* --mix: network shapes of the meta-batch */
     uint64_t seed;
     int has_batch, has_lr, has_p, has_scale, has_preproc, has_steps;
 } opts;
@@ -50,7 +51,7 @@ enum {
     O_TASK = 1000, O_PRESET, O_DATA, O_DIM, O_BATCH, O_HIDDEN, O_LAYERS, O_ACTIVATION, O_STEPS,
     O_RUNS, O_UNROLL, O_EPOCHS, O_EVAL_EVERY, O_VALID, O_TUNE_RUNS, O_LR, O_CLIP, O_P, O_SCALE,
     O_PREPROC, O_LSTM_LAYERS, O_LSTM_HIDDEN, O_SEED, O_OUT, O_CSV, O_LOG, O_OPTIMIZER, O_THREADS,
-    O_QUICK, O_WEIGHTING, O_SELECT, O_OBJECTIVE, O_META_BATCH, O_LR_HALF_LIFE, O_POOL, O_HELP
+    O_QUICK, O_WEIGHTING, O_SELECT, O_OBJECTIVE, O_META_BATCH, O_LR_HALF_LIFE, O_POOL, O_ROLLBACK, O_MIX, O_INIT, O_HELP
 };
 
 static const struct option all_options[] = {
@@ -89,6 +90,9 @@ static const struct option all_options[] = {
     {"meta-batch", required_argument, 0, O_META_BATCH},
     {"lr-half-life", required_argument, 0, O_LR_HALF_LIFE},
     {"pool", required_argument, 0, O_POOL},
+    {"rollback", required_argument, 0, O_ROLLBACK},
+    {"mix", required_argument, 0, O_MIX},
+    {"init", required_argument, 0, O_INIT},
     {"help", no_argument, 0, O_HELP},
     {0, 0, 0, 0},
 };
@@ -156,6 +160,30 @@ static const char *const preprocs[] = {"none", "logsign", 0};
 static const char *const weightings[] = {"uniform", "linear", 0};
 static const char *const selections[] = {"mean", "final", 0};
 static const char *const objectives[] = {"sum", "log", 0};
+
+/* --mix 20x1,40x1,20x2: network shapes HIDDENxLAYERS (xLAYERS optional, default 1). */
+static int parse_mix(const char *cmd, const char *s, opts *o)
+{
+    o->n_mix = 0;
+    const char *q = s;
+    for (;;) {
+        char *end;
+        long h = strtol(q, &end, 10), l = 1;
+        if (end == q || h < 1 || h > 4096) break;
+        q = end;
+        if (*q == 'x') {
+            l = strtol(q + 1, &end, 10);
+            if (end == q + 1 || l < 1 || l > 8) break;
+            q = end;
+        }
+        if (o->n_mix == 16) return usage_error(cmd, "--mix takes at most 16 shapes, got '%s'", s);
+        o->mix_hidden[o->n_mix] = (int)h, o->mix_layers[o->n_mix] = (int)l, o->n_mix++;
+        if (*q == 0) return 0;
+        if (*q++ != ',') break;
+    }
+    return usage_error(cmd, "--mix expects shapes HIDDEN[xLAYERS] separated by commas "
+                            "(hidden 1..4096, layers 1..8), e.g. 20x1,40x1,20x2; got '%s'", s);
+}
 
 static void opts_default(opts *o)
 {
@@ -242,6 +270,13 @@ static int parse_opts(const char *cmd, int argc, char **argv, const int *allowed
         case O_THREADS: r = parse_int(cmd, f, a, 1, 1024, &o->threads); break;
         case O_META_BATCH: r = parse_int(cmd, f, a, 1, 1024, &o->meta_batch); break;
         case O_POOL: r = parse_int(cmd, f, a, 0, 1 << 30, &o->pool); break;
+        case O_ROLLBACK:
+            r = parse_double(cmd, f, a, 0, 1e6, &o->rollback);
+            if (!r && o->rollback != 0 && o->rollback <= 1)
+                r = usage_error(cmd, "--rollback expects 0 (off) or a factor > 1, got '%s'", a);
+            break;
+        case O_MIX: r = parse_mix(cmd, a, o); break;
+        case O_INIT: o->init = a; break;
         case O_QUICK: o->quick = 1; break;
         case O_LR: r = parse_double(cmd, f, a, 1e-12, 1e6, &o->lr), o->has_lr = 1; break;
         case O_CLIP: r = parse_double(cmd, f, a, 0, 1e12, &o->clip); break;
@@ -342,8 +377,8 @@ static int train_progress(const l2l_train_progress *p, void *vctx)
     train_ctx *c = vctx;
     c->last = *p;
     if (c->log) {
-        fprintf(c->log, "%d,%.9g,%.9g,%.9g,%.9g,%d,%.3f\n", p->epoch, p->train_loss, p->grad_norm,
-                p->valid_loss, p->best_valid, p->best_epoch, p->seconds);
+        fprintf(c->log, "%d,%.9g,%.9g,%.9g,%.9g,%d,%.3f,%d\n", p->epoch, p->train_loss, p->grad_norm,
+                p->valid_loss, p->best_valid, p->best_epoch, p->seconds, p->rollbacks);
         if (fflush(c->log) != 0) c->log_status = L2L_ERR_IO;
     }
     if (c->tty) {
@@ -371,6 +406,8 @@ static const char train_help[] =
     "  --data DIR               IDX files for mnist (data/mnist)\n"
     "  --pool K                 mnist: every network trains on its own K digits drawn from\n"
     "                           the split (default 0: the whole split)\n"
+    "  --mix 20x1,40x1,20x2     mnist: the meta-batch's networks cycle through these shapes\n"
+    "                           (HIDDEN[xLAYERS]); the meta-batch is at least one of each\n"
     "optimizer:\n"
     "  --lstm-layers L --lstm-hidden H   LSTM stack (2 x 20); 0 layers = linear map\n"
     "  --preproc none|logsign --p P --scale S   input preprocessing and output scale\n"
@@ -385,6 +422,9 @@ static const char train_help[] =
     "  --objective sum|log      meta-loss sum_t w_t f(theta_t) (paper) or sum_t w_t log f\n"
     "  --meta-batch B (1)       optimizees per meta-update (MNIST: B networks side by side)\n"
     "  --lr-half-life E         halve the meta learning rate every E epochs (default: constant)\n"
+    "  --rollback F             when validation is worse than F x the best so far, go back to\n"
+    "                           the best phi and restart meta-Adam (default 0: off)\n"
+    "  --init FILE              start from FILE's optimizer instead of a fresh one\n"
     "  --seed S (1)  --log FILE (default: OUT with -log.csv)  --threads N\n";
 
 static int cmd_train(int argc, char **argv)
@@ -393,27 +433,37 @@ static int cmd_train(int argc, char **argv)
                                   O_ACTIVATION, O_POOL, O_STEPS, O_UNROLL, O_EPOCHS, O_EVAL_EVERY, O_VALID,
                                   O_LR, O_CLIP, O_P, O_SCALE, O_PREPROC, O_LSTM_LAYERS,
                                   O_LSTM_HIDDEN, O_SEED, O_OUT, O_LOG, O_THREADS, O_WEIGHTING,
-                                  O_SELECT, O_OBJECTIVE, O_META_BATCH, O_LR_HALF_LIFE, 0};
+                                  O_SELECT, O_OBJECTIVE, O_META_BATCH, O_LR_HALF_LIFE,
+                                  O_ROLLBACK, O_MIX, O_INIT, 0};
     opts o;
     int first, r = parse_opts("train", argc, argv, allowed, train_help, &o, &first);
     if (r) return r < 0 ? 0 : r;
     if (first < argc) return usage_error("train", "unexpected argument '%s'", argv[first]);
     if (!o.out) return usage_error("train", "--out FILE.safetensors is required");
     if (o.steps % o.unroll) return usage_error("train", "--steps (%d) must be a multiple of --unroll (%d)", o.steps, o.unroll);
+    if (o.init && (o.has_p || o.has_scale || o.has_preproc || o.lstm_layers != 2 || o.lstm_hidden != 20))
+        return usage_error("train", "--init FILE takes the optimizer's architecture, preprocessing and "
+                                    "scale from FILE; drop --p, --scale, --preproc and --lstm-*");
 
     l2l_error err = {0};
     l2l_task task;
     l2l_dataset ds;
-    if (make_task(&o, "train", 1, &task, &ds, &err)) return fail("train", &err);
-    if (o.meta_batch > 1) { /* more networks of the same family on the same data */
+    if (o.n_mix && strcmp(o.task, "mnist") != 0) return usage_error("train", "--mix applies to --task mnist");
+    if (o.n_mix && o.meta_batch < o.n_mix) o.meta_batch = o.n_mix; /* one network of each shape */
+    opts shape = o; /* network k of the meta-batch has shape k mod n_mix */
+    if (o.n_mix) shape.hidden = o.mix_hidden[0], shape.layers = o.mix_layers[0];
+    if (make_task(&shape, "train", 1, &task, &ds, &err)) return fail("train", &err);
+    if (o.meta_batch > 1) { /* more networks of the family on the same data */
         l2l_task kids[1024];
         l2l_dataset unused;
         int k = 1;
         kids[0] = task;
-        for (; k < o.meta_batch; k++) /* MLPs share the loaded digits */
-            if (ds.images ? make_task_on(&o, &ds, &kids[k], &err)
-                          : make_task(&o, "train", 1, &kids[k], &unused, &err))
+        for (; k < o.meta_batch; k++) { /* MLPs share the loaded digits */
+            if (o.n_mix) shape.hidden = o.mix_hidden[k % o.n_mix], shape.layers = o.mix_layers[k % o.n_mix];
+            if (ds.images ? make_task_on(&shape, &ds, &kids[k], &err)
+                          : make_task(&shape, "train", 1, &kids[k], &unused, &err))
                 break;
+        }
         if (k < o.meta_batch || l2l_task_batch_create(&task, kids, k, &err)) {
             for (int i = 0; i < k; i++) l2l_task_free(&kids[i]);
             l2l_dataset_free(&ds);
@@ -422,13 +472,16 @@ static int cmd_train(int argc, char **argv)
     }
     l2l_lstm_config lc = lstm_config(&o);
     l2l_lstm net;
-    if (l2l_lstm_create(&net, &lc, &err)) {
+    if (o.init ? l2l_checkpoint_load(o.init, &net, NULL, NULL, &err) : l2l_lstm_create(&net, &lc, &err)) {
         l2l_task_free(&task), l2l_dataset_free(&ds);
         return fail("train", &err);
     }
-    l2l_rng rng;
-    l2l_rng_seed(&rng, o.seed, L2L_STREAM_INIT);
-    l2l_lstm_init(&net, &rng);
+    if (o.init) lc = net.cfg; /* the starting point's architecture */
+    else {
+        l2l_rng rng;
+        l2l_rng_seed(&rng, o.seed, L2L_STREAM_INIT);
+        l2l_lstm_init(&net, &rng);
+    }
 
     char logpath[4096];
     if (o.log) snprintf(logpath, sizeof logpath, "%s", o.log);
@@ -445,7 +498,7 @@ static int cmd_train(int argc, char **argv)
         l2l_lstm_free(&net), l2l_task_free(&task), l2l_dataset_free(&ds);
         return 1;
     }
-    fprintf(tc.log, "epoch,train_loss,grad_norm,valid_loss,best_valid,best_epoch,seconds\n");
+    fprintf(tc.log, "epoch,train_loss,grad_norm,valid_loss,best_valid,best_epoch,seconds,rollbacks\n");
 
     l2l_train_config tcfg;
     l2l_train_config_default(&tcfg);
@@ -461,6 +514,7 @@ static int cmd_train(int argc, char **argv)
     tcfg.weighting = strcmp(o.weighting, "linear") == 0 ? L2L_WEIGHT_LINEAR : L2L_WEIGHT_UNIFORM;
     tcfg.selection = strcmp(o.select, "final") == 0 ? L2L_SELECT_FINAL : L2L_SELECT_MEAN;
     tcfg.objective = strcmp(o.objective, "log") == 0 ? L2L_OBJECTIVE_LOG : L2L_OBJECTIVE_SUM;
+    tcfg.rollback = (float)o.rollback;
     fprintf(stderr, "l2l train: %s, %zu coordinates, LSTM %dx%d (%zu weights), %d epochs x %d steps (unroll %d)\n",
             task.name, task.n, lc.layers, lc.hidden, net.n_params, o.epochs, o.steps, o.unroll);
     signal(SIGINT, on_sigint);
@@ -475,7 +529,7 @@ static int cmd_train(int argc, char **argv)
     if (st) fprintf(stderr, "l2l train: error: %s\n", err.msg);
 
     /* Save whatever is best so far, even after an error or an interrupt. */
-    l2l_kv meta[24];
+    l2l_kv meta[32];
     int nm = 0;
 #define META(K, ...) (snprintf(meta[nm].key, sizeof meta[nm].key, "%s", K), \
                       snprintf(meta[nm].value, sizeof meta[nm].value, __VA_ARGS__), nm++)
@@ -503,6 +557,16 @@ static int cmd_train(int argc, char **argv)
     META("completed", "%s", st ? "error" : interrupted ? "interrupted" : "yes");
     if (strcmp(o.task, "mnist") == 0) META("mlp", "%dx%d %s batch %d", o.layers, o.hidden, o.activation, o.batch);
     META("meta_batch", "%d", o.meta_batch);
+    META("pool", "%d", o.pool);
+    META("rollback", "%g", o.rollback);
+    META("rollbacks", "%d", tc.last.rollbacks);
+    if (o.init) META("init", "%s", o.init);
+    if (o.n_mix) {
+        char mix[200] = "";
+        for (int i = 0; i < o.n_mix; i++)
+            snprintf(mix + strlen(mix), sizeof mix - strlen(mix), "%s%dx%d", i ? "," : "", o.mix_hidden[i], o.mix_layers[i]);
+        META("mix", "%s", mix);
+    }
 #undef META
     l2l_error serr = {0};
     l2l_status sst = l2l_checkpoint_save(o.out, &net, meta, nm, &serr);
