@@ -358,6 +358,8 @@ typedef struct {
     l2l_objective objective;
     float rollback;   /* > 1: when a validation score exceeds rollback x the best so far,
                          phi returns to the best phi and meta-Adam restarts; 0 = off */
+    float average;    /* d in (0, 1): validate, keep and return the moving average
+                         a <- d a + (1 - d) phi over meta-updates; 0 = off */
 } l2l_train_config;
 
 typedef struct {

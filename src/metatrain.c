@@ -8,7 +8,11 @@
  * w_t = 2t / (steps + 1), which has mean 1 and puts more weight on late steps.
  * With rollback > 1, a validation score worse than rollback x the best so far (meta-
  * training fell off a cliff, e.g. into an optimizer that no longer moves) sends phi
- * back to the best phi, with meta-Adam's moments and step count reset. */
+ * back to the best phi, with meta-Adam's moments and step count reset.
+ * With average = d in (0, 1), an exponential moving average of phi over meta-updates,
+ * a <- d a + (1 - d) phi, is what validation scores, what is kept as the best, and
+ * what is returned; meta-Adam goes on updating phi itself. It smooths out the noise
+ * of single meta-updates (Polyak averaging). */
 #include <math.h>
 #include <string.h>
 #include <time.h>
@@ -71,6 +75,8 @@ l2l_status l2l_meta_train(l2l_lstm *net, l2l_task *task, const l2l_train_config 
     if (cfg->rollback != 0 && !(cfg->rollback > 1 && isfinite(cfg->rollback)))
         return l2l_error_set(err, L2L_ERR_ARG, "rollback must be 0 (off) or a finite factor > 1, got %g",
                              (double)cfg->rollback);
+    if (!(cfg->average >= 0 && cfg->average < 1))
+        return l2l_error_set(err, L2L_ERR_ARG, "average must be in [0, 1), got %g", (double)cfg->average);
     if (cfg->eval_every < 0 || (cfg->eval_every > 0 && cfg->n_valid < 1))
         return l2l_error_set(err, L2L_ERR_ARG, "validation needs eval_every >= 0 and n_valid >= 1");
 
@@ -83,10 +89,14 @@ l2l_status l2l_meta_train(l2l_lstm *net, l2l_task *task, const l2l_train_config 
     float *theta = l2l_alloc(N * sizeof(float));
     float *dphi = l2l_alloc(P * sizeof(float)), *m = l2l_alloc(P * sizeof(float));
     float *v = l2l_alloc(P * sizeof(float)), *best = l2l_alloc(P * sizeof(float));
+    const int averaging = cfg->average > 0;
+    float *avg = averaging ? l2l_alloc(P * sizeof(float)) : NULL;
+    float *raw = averaging ? l2l_alloc(P * sizeof(float)) : NULL;
     double *losses = l2l_alloc((size_t)(T + 1) * sizeof(double));
     float *weights = l2l_alloc((size_t)cfg->steps * sizeof(float)); /* (steps) w_1..w_steps */
     double *curves = l2l_alloc((size_t)(cfg->n_valid > 0 ? cfg->n_valid : 1) * (cfg->steps + 1) * sizeof(double));
-    if (!theta || !dphi || !m || !v || !best || !losses || !weights || !curves) {
+    if (!theta || !dphi || !m || !v || !best || !losses || !weights || !curves ||
+        (averaging && (!avg || !raw))) {
         st = l2l_error_set(err, L2L_ERR_NOMEM, "cannot allocate meta-training buffers");
         goto done;
     }
@@ -99,6 +109,7 @@ l2l_status l2l_meta_train(l2l_lstm *net, l2l_task *task, const l2l_train_config 
     l2l_rng rng;
     l2l_rng_seed(&rng, cfg->seed, L2L_STREAM_TRAIN);
     memcpy(best, net->phi, P * sizeof(float));
+    if (averaging) memcpy(avg, net->phi, P * sizeof(float));
     l2l_train_progress pr = {.best_valid = INFINITY, .valid_loss = NAN};
     if (cfg->eval_every > 0) { /* the starting phi is a candidate too */
         if ((st = validate(task, net, cfg, curves, &pr.best_valid, err))) goto done;
@@ -133,19 +144,28 @@ l2l_status l2l_meta_train(l2l_lstm *net, l2l_task *task, const l2l_train_config 
                                  ? (float)(cfg->lr * pow(0.5, (epoch - 1) / (double)cfg->lr_half_life))
                                  : cfg->lr;
             l2l_adam_update(P, net->phi, dphi, m, v, ++adam_t, lr, 0.9f, 0.999f, 1e-8f);
+            if (averaging)
+                for (size_t i = 0; i < P; i++) avg[i] = cfg->average * avg[i] + (1 - cfg->average) * net->phi[i];
         }
         pr.epoch = epoch;
         pr.train_loss = train / cfg->steps;
         pr.grad_norm = gnorm / n_unrolls;
         pr.valid_loss = NAN;
         if (cfg->eval_every > 0 && (epoch % cfg->eval_every == 0 || epoch == cfg->epochs)) {
-            if ((st = validate(task, net, cfg, curves, &pr.valid_loss, err))) goto done;
+            if (averaging) { /* score the average: phi is set aside meanwhile */
+                memcpy(raw, net->phi, P * sizeof(float));
+                memcpy(net->phi, avg, P * sizeof(float));
+            }
+            st = validate(task, net, cfg, curves, &pr.valid_loss, err);
+            if (averaging) memcpy(net->phi, raw, P * sizeof(float));
+            if (st) goto done;
             if (pr.valid_loss < pr.best_valid) {
                 pr.best_valid = pr.valid_loss;
                 pr.best_epoch = epoch;
-                memcpy(best, net->phi, P * sizeof(float));
+                memcpy(best, averaging ? avg : net->phi, P * sizeof(float));
             } else if (cfg->rollback > 0 && !(pr.valid_loss <= cfg->rollback * pr.best_valid)) {
                 memcpy(net->phi, best, P * sizeof(float));
+                if (averaging) memcpy(avg, best, P * sizeof(float));
                 memset(m, 0, P * sizeof(float));
                 memset(v, 0, P * sizeof(float));
                 adam_t = 0;
@@ -158,9 +178,10 @@ l2l_status l2l_meta_train(l2l_lstm *net, l2l_task *task, const l2l_train_config 
     }
 done:
     if (best && cfg->eval_every > 0) memcpy(net->phi, best, P * sizeof(float));
+    else if (avg) memcpy(net->phi, avg, P * sizeof(float));
     l2l_unroll_free(u);
     l2l_lstm_state_free(&state);
     l2l_free(theta), l2l_free(dphi), l2l_free(m), l2l_free(v), l2l_free(best);
-    l2l_free(losses), l2l_free(weights), l2l_free(curves);
+    l2l_free(losses), l2l_free(weights), l2l_free(curves), l2l_free(avg), l2l_free(raw);
     return st;
 }

@@ -334,6 +334,43 @@ static void test_rollback(void **state)
     l2l_task_free(&task);
 }
 
+/* average = d: without validation the result is the moving average of phi. After one
+ * meta-update it is d phi0 + (1 - d) phi1, with phi1 what a run without averaging ends on. */
+static void test_average(void **state)
+{
+    (void)state;
+    l2l_task task;
+    l2l_error err;
+    l2l_quadratic_config qc = {10, 16, 0};
+    assert_int_equal(l2l_task_quadratic_create(&task, &qc, &err), L2L_OK);
+    l2l_lstm_config lc = {1, 4, L2L_PREPROC_NONE, 10, 1.0f};
+    l2l_lstm net[3]; /* phi0, run without averaging, run with */
+    for (int k = 0; k < 3; k++) {
+        assert_int_equal(l2l_lstm_create(&net[k], &lc, &err), L2L_OK);
+        l2l_rng rng;
+        l2l_rng_seed(&rng, 8, L2L_STREAM_INIT);
+        l2l_lstm_init(&net[k], &rng);
+    }
+    l2l_train_config tc;
+    l2l_train_config_default(&tc);
+    tc.epochs = 1, tc.steps = 10, tc.unroll = 10, tc.eval_every = 0, tc.lr = 0.01f;
+    assert_int_equal(l2l_meta_train(&net[1], &task, &tc, NULL, NULL, &err), L2L_OK);
+    tc.average = 0.75f;
+    assert_int_equal(l2l_meta_train(&net[2], &task, &tc, NULL, NULL, &err), L2L_OK);
+    size_t moved = 0;
+    for (size_t i = 0; i < net[0].n_params; i++) {
+        double want = 0.75 * net[0].phi[i] + 0.25 * net[1].phi[i];
+        EXPECT_CLOSE(net[2].phi[i], want, 1e-6, 1e-6, "averaged phi[%zu]", i);
+        moved += net[1].phi[i] != net[0].phi[i];
+    }
+    assert_true(moved > net[0].n_params / 2);
+    tc.average = 1.0f;
+    assert_int_equal(l2l_meta_train(&net[2], &task, &tc, NULL, NULL, &err), L2L_ERR_ARG);
+    assert_non_null(strstr(err.msg, "average"));
+    for (int k = 0; k < 3; k++) l2l_lstm_free(&net[k]);
+    l2l_task_free(&task);
+}
+
 /* An optimizer that blows up: the NaN is reported with its epoch, and phi stays finite. */
 static void test_divergence_is_reported(void **state)
 {
@@ -370,6 +407,7 @@ int main(void)
         cmocka_unit_test(test_train_config_errors),
         cmocka_unit_test(test_divergence_is_reported),
         cmocka_unit_test(test_rollback),
+        cmocka_unit_test(test_average),
     };
     return cmocka_run_group_tests_name("optimizers", tests, NULL, NULL);
 }
