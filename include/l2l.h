@@ -148,7 +148,9 @@ typedef enum {
  * examples a network trains on changes how low its loss gets in a given number of
  * steps (100 steps of 128 see 2,000 digits six times over, 8,000 not twice), so a
  * network family is defined by its pool size as much as by its shape.
- * The task keeps a pointer to data, which must outlive it.
+ * The task keeps a pointer to data, which must outlive it. Its products go through
+ * CBLAS: a threaded BLAS may round them differently with its thread count, so for the
+ * same bytes from the same seed, run the BLAS on one thread (the l2l tool does).
  */
 typedef struct {
     int layers; /* hidden layers */
