@@ -1,0 +1,145 @@
+/*
+ * The l2l tool from the outside: exit codes and messages for bad flags and bad files,
+ * and the MNIST digit pool, on a small MNIST-shaped data set this program writes (24
+ * training and 10 test digits of 28 x 28). The tool is the l2l next to this program's
+ * directory (BUILD/tests/../l2l), so the sanitizer build tests its own binary.
+ * Exit codes: 0 success, 1 runtime failure, 2 usage error.
+ */
+#include <libgen.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+static char tool[4096], dir[256], out[65536];
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8), p[3] = (uint8_t)v;
+}
+
+/* An IDX file: magic, dims, then n * item bytes drawn from rng. */
+static void write_idx(const char *name, uint32_t magic, int ndim, const uint32_t *dims, size_t item,
+                      l2l_rng *rng, int labels)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    uint8_t b[4];
+    put_be32(b, magic);
+    fwrite(b, 1, 4, f);
+    for (int i = 0; i < ndim; i++) put_be32(b, dims[i]), fwrite(b, 1, 4, f);
+    for (size_t i = 0; i < dims[0] * item; i++) fputc((int)l2l_rng_below(rng, labels ? 10 : 256), f);
+    assert_int_equal(fclose(f), 0);
+}
+
+static void write_split(const char *split, uint32_t n, l2l_rng *rng)
+{
+    char name[64];
+    const uint32_t idims[3] = {n, 28, 28}, ldims[1] = {n};
+    snprintf(name, sizeof name, "%s-images-idx3-ubyte", split);
+    write_idx(name, 0x803, 3, idims, 784, rng, 0);
+    snprintf(name, sizeof name, "%s-labels-idx1-ubyte", split);
+    write_idx(name, 0x801, 1, ldims, 1, rng, 1);
+}
+
+/* Runs `tool args` (args split on spaces; @ stands for the data directory), stdout and
+ * stderr into out; returns the exit status (-1 if it did not exit normally). */
+static int run(const char *args)
+{
+    char cmd[16384], spec[4096] = "";
+    for (const char *p = args; *p; p++) {
+        if (*p == '@') strncat(spec, dir, sizeof spec - strlen(spec) - 1);
+        else strncat(spec, (char[2]){*p, 0}, sizeof spec - strlen(spec) - 1);
+    }
+    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=1 '%s' %s > '%s/out.txt' 2>&1", tool, spec, dir);
+    int st = system(cmd);
+    snprintf(cmd, sizeof cmd, "%s/out.txt", dir);
+    FILE *f = fopen(cmd, "r");
+    size_t n = f ? fread(out, 1, sizeof out - 1, f) : 0;
+    out[n] = 0;
+    if (f) fclose(f);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void expect(const char *args, int code, const char *phrase)
+{
+    int rc = run(args);
+    if (rc != code) fail_msg("l2l %s: exit %d, expected %d; output:\n%s", args, rc, code, out);
+    if (phrase && !strstr(out, phrase)) fail_msg("l2l %s: output lacks \"%s\":\n%s", args, phrase, out);
+}
+
+static void test_usage_errors(void **state)
+{
+    (void)state;
+    expect("train --bogus 1", 2, "unknown option '--bogus'");
+    expect("eval --task mnist --optimizer nag --lr 1 --pool -1", 2, "--pool expects an integer");
+    expect("train --task mnist --out @/x.safetensors --mix 20x", 2, "--mix expects shapes");
+    expect("train --task mnist --out @/x.safetensors --mix 20x1,0", 2, "--mix expects shapes");
+    expect("train --task quadratic --out @/x.safetensors --mix 20x1", 2, "--mix applies to --task mnist");
+    expect("train --task mnist --out @/x.safetensors --rollback 1", 2, "--rollback expects 0 (off) or a factor > 1");
+    expect("train --task mnist --out @/x.safetensors --average 1", 2, "--average expects a decay in [0, 1)");
+    expect("train --task mnist --out @/x.safetensors --init @/x.safetensors --p 5", 2, "--init FILE takes");
+    expect("eval --task quadratic --optimizer nag --lr 1 --pool 5", 0, NULL); /* ignored there */
+}
+
+static void test_pool(void **state)
+{
+    (void)state;
+    /* The default pool is the test split's size (10): the checkpoint's task says so. */
+    expect("train --task mnist --data @ --hidden 2 --epochs 1 --steps 20 --eval-every 1 --valid 1 "
+           "--out @/p.safetensors", 0, "mlp-784-2-10-sigmoid-pool10");
+    expect("info @/p.safetensors", 0, "pool10");
+    expect("train --task mnist --data @ --hidden 2 --epochs 1 --steps 20 --eval-every 0 --pool 0 "
+           "--out @/q.safetensors", 0, "mlp-784-2-10-sigmoid,");
+    expect("eval --task mnist --data @ --optimizer nag --lr 1 --steps 5 --runs 2 --pool 11", 1,
+           "a pool of 11 examples per network, expected 0 (all) or 1..10");
+    /* --init continues from a checkpoint: its architecture, p and scale come along. */
+    expect("train --task mnist --data @ --hidden 2 --epochs 1 --steps 20 --eval-every 0 "
+           "--init @/p.safetensors --out @/r.safetensors", 0, NULL);
+    expect("info @/r.safetensors", 0, "init");
+    expect("train --task mnist --data @ --hidden 2 --epochs 1 --steps 20 --eval-every 0 "
+           "--init @/missing.safetensors --out @/s.safetensors", 1, "cannot open");
+    /* A mixed meta-batch: one network of each shape at least. */
+    expect("train --task mnist --data @ --mix 2x1,3x2 --epochs 1 --steps 20 --eval-every 0 "
+           "--out @/m.safetensors", 0, "mix of 2");
+    expect("info @/m.safetensors", 0, "2x1,3x2");
+    /* Without a test split, the default pool cannot be sized: say so. */
+    char path[512];
+    snprintf(path, sizeof path, "%s/t10k-images-idx3-ubyte", dir);
+    assert_int_equal(unlink(path), 0);
+    expect("train --task mnist --data @ --hidden 2 --epochs 1 --steps 20 --eval-every 0 "
+           "--out @/t.safetensors", 1, "the default --pool is the test split's size");
+}
+
+int main(int argc, char **argv)
+{
+    (void)argc;
+    char self[4096];
+    snprintf(self, sizeof self, "%s", argv[0]);
+    snprintf(tool, sizeof tool, "%s/../l2l", dirname(self));
+    struct stat sb;
+    if (stat(tool, &sb) != 0) {
+        fprintf(stderr, "test_cli: no tool at %s (build it: make all)\n", tool);
+        return 1;
+    }
+    snprintf(dir, sizeof dir, "/tmp/l2l-cli-XXXXXX");
+    if (!mkdtemp(dir)) return 1;
+    l2l_rng rng;
+    l2l_rng_seed(&rng, 1, 0);
+    write_split("train", 24, &rng);
+    write_split("t10k", 10, &rng);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_usage_errors),
+        cmocka_unit_test(test_pool),
+    };
+    int failed = cmocka_run_group_tests_name("cli", tests, NULL, NULL);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) fprintf(stderr, "test_cli: could not remove %s\n", dir);
+    return failed;
+}
