@@ -25,8 +25,8 @@
 # Environment:
 #   EXP_OPTIMIZER  the learned optimizer; default models/mnist.safetensors if it exists,
 #                  otherwise one is meta-trained into EXP_OUT/optimizer.safetensors with
-#   L2L_RECIPE     the `l2l train --task mnist` flags (default: --preset paper, i.e. the
-#                  paper's settings and l2l train's defaults; add e.g. --epochs, --lr, --clip)
+#   L2L_RECIPE     the `l2l train --task mnist` flags (default: the shipped optimizer's
+#                  recipe, docs/RESULTS.md; `--preset paper` for the paper's own settings)
 #   EXP_RUNS       R, test networks per optimizer and variant (default 100)
 #   EXP_TUNE_RUNS  V, validation networks per learning rate when tuning (default 10)
 #   EXP_QUICK=1    a smoke run: R = 10, V = 3, and (without L2L_RECIPE) a 10-epoch
@@ -40,10 +40,10 @@ out=${EXP_OUT:-out/experiments}
 quick=${EXP_QUICK:-0}
 if [ "$quick" = 1 ]; then
     runs=${EXP_RUNS:-10}; tune_runs=${EXP_TUNE_RUNS:-3}
-    recipe=${L2L_RECIPE:---preset paper --epochs 10 --eval-every 5 --valid 5}
+    recipe=${L2L_RECIPE:---p 7 --meta-batch 4 --objective log --select final --epochs 10 --eval-every 5 --valid 5}
 else
     runs=${EXP_RUNS:-100}; tune_runs=${EXP_TUNE_RUNS:-10}
-    recipe=${L2L_RECIPE:---preset paper}
+    recipe=${L2L_RECIPE:---p 7 --meta-batch 4 --objective log --select final --eval-every 5 --valid 10 --epochs 100 --seed 1}
 fi
 
 die() {
