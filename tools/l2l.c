@@ -52,7 +52,8 @@ enum {
     O_TASK = 1000, O_PRESET, O_DATA, O_DIM, O_BATCH, O_HIDDEN, O_LAYERS, O_ACTIVATION, O_STEPS,
     O_RUNS, O_UNROLL, O_EPOCHS, O_EVAL_EVERY, O_VALID, O_TUNE_RUNS, O_LR, O_CLIP, O_P, O_SCALE,
     O_PREPROC, O_LSTM_LAYERS, O_LSTM_HIDDEN, O_SEED, O_OUT, O_CSV, O_LOG, O_OPTIMIZER, O_THREADS,
-    O_QUICK, O_WEIGHTING, O_SELECT, O_OBJECTIVE, O_META_BATCH, O_LR_HALF_LIFE, O_POOL, O_ROLLBACK, O_MIX, O_INIT, O_AVERAGE, O_HELP
+    O_QUICK, O_WEIGHTING, O_SELECT, O_OBJECTIVE, O_META_BATCH, O_LR_HALF_LIFE, O_POOL, O_ROLLBACK,
+    O_MIX, O_INIT, O_AVERAGE, O_HELP
 };
 
 static const struct option all_options[] = {
@@ -347,8 +348,9 @@ static l2l_status default_pool(const opts *o, const char *split, const l2l_datas
     return L2L_OK;
 }
 
-/* The task named by the options (an MNIST task resolves o->pool). split selects MNIST's "train" or "t10k" digits;
- * training says whether the quadratic batch default is the meta-training one. */
+/* The task named by the options (an MNIST task resolves o->pool). split selects MNIST's
+ * "train" or "t10k" digits; training says whether the quadratic batch default is the
+ * meta-training one. */
 static l2l_status make_task(opts *o, const char *split, int training, l2l_task *task,
                             l2l_dataset *ds, l2l_error *err)
 {
@@ -608,7 +610,8 @@ static int cmd_train(int argc, char **argv)
     if (o.n_mix) {
         char mix[200] = "";
         for (int i = 0; i < o.n_mix; i++)
-            snprintf(mix + strlen(mix), sizeof mix - strlen(mix), "%s%dx%d", i ? "," : "", o.mix_hidden[i], o.mix_layers[i]);
+            snprintf(mix + strlen(mix), sizeof mix - strlen(mix), "%s%dx%d", i ? "," : "",
+                     o.mix_hidden[i], o.mix_layers[i]);
         META("mix", "%s", mix);
     }
 #undef META
