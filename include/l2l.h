@@ -362,6 +362,8 @@ typedef struct {
                          phi returns to the best phi and meta-Adam restarts; 0 = off */
     float average;    /* d in (0, 1): validate, keep and return the moving average
                          a <- d a + (1 - d) phi over meta-updates; 0 = off */
+    float rescale;    /* L > 0: train (not validate) on f(c . theta), c_i = exp(U[-L, L])
+                         drawn afresh for every optimizee (Lv et al. 2017); 0 = off */
 } l2l_train_config;
 
 typedef struct {

@@ -9,6 +9,10 @@
 
 #ifndef M_PI
 #define M_PI 3.14159265358979323846
+/* f(c . theta) with c_i = exp(U[-spread, spread]) drawn afresh by every sample()
+ * (src/task_rescale.c). Borrows inner, which must outlive task; free with l2l_task_free. */
+l2l_status l2l_task_rescale_create(l2l_task *task, l2l_task *inner, float spread, l2l_error *err);
+
 #endif
 
 /* Programmer errors: print file:line and abort, in every build. */
@@ -24,5 +28,9 @@
 /* Allocations: zeroed, 64-byte aligned; free with l2l_free. Returns NULL on failure. */
 void *l2l_alloc(size_t bytes);
 void l2l_free(void *p);
+
+/* f(c . theta) with c_i = exp(U[-spread, spread]) drawn afresh by every sample()
+ * (src/task_rescale.c). Borrows inner, which must outlive task; free with l2l_task_free. */
+l2l_status l2l_task_rescale_create(l2l_task *task, l2l_task *inner, float spread, l2l_error *err);
 
 #endif

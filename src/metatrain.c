@@ -12,7 +12,9 @@
  * With average = d in (0, 1), an exponential moving average of phi over meta-updates,
  * a <- d a + (1 - d) phi, is what validation scores, what is kept as the best, and
  * what is returned; meta-Adam goes on updating phi itself. It smooths out the noise
- * of single meta-updates (Polyak averaging). */
+ * of single meta-updates (Polyak averaging).
+ * With rescale = L > 0, training unrolls run on the randomly rescaled task
+ * f(c . theta) (src/task_rescale.c) and validation on the task itself. */
 #include <math.h>
 #include <string.h>
 #include <time.h>
@@ -77,6 +79,8 @@ l2l_status l2l_meta_train(l2l_lstm *net, l2l_task *task, const l2l_train_config 
                              (double)cfg->rollback);
     if (!(cfg->average >= 0 && cfg->average < 1))
         return l2l_error_set(err, L2L_ERR_ARG, "average must be in [0, 1), got %g", (double)cfg->average);
+    if (!(cfg->rescale >= 0 && cfg->rescale <= 20))
+        return l2l_error_set(err, L2L_ERR_ARG, "rescale must be in [0, 20], got %g", (double)cfg->rescale);
     if (cfg->eval_every < 0 || (cfg->eval_every > 0 && cfg->n_valid < 1))
         return l2l_error_set(err, L2L_ERR_ARG, "validation needs eval_every >= 0 and n_valid >= 1");
 
@@ -86,6 +90,7 @@ l2l_status l2l_meta_train(l2l_lstm *net, l2l_task *task, const l2l_train_config 
     l2l_unroll *u = NULL;
     l2l_lstm_state state;
     memset(&state, 0, sizeof state);
+    l2l_task rescaled = {0}, *train_task = task;
     float *theta = l2l_alloc(N * sizeof(float));
     float *dphi = l2l_alloc(P * sizeof(float)), *m = l2l_alloc(P * sizeof(float));
     float *v = l2l_alloc(P * sizeof(float)), *best = l2l_alloc(P * sizeof(float));
@@ -102,6 +107,10 @@ l2l_status l2l_meta_train(l2l_lstm *net, l2l_task *task, const l2l_train_config 
     }
     for (int t = 1; t <= cfg->steps; t++)
         weights[t - 1] = cfg->weighting == L2L_WEIGHT_LINEAR ? 2.0f * t / (cfg->steps + 1) : 1.0f;
+    if (cfg->rescale > 0) {
+        if ((st = l2l_task_rescale_create(&rescaled, task, cfg->rescale, err))) goto done;
+        train_task = &rescaled;
+    }
     if ((st = l2l_unroll_create(&u, net, N, T, err))) goto done;
     l2l_unroll_set_log_loss(u, cfg->objective == L2L_OBJECTIVE_LOG);
     if ((st = l2l_lstm_state_create(&state, net, N, err))) goto done;
@@ -117,12 +126,12 @@ l2l_status l2l_meta_train(l2l_lstm *net, l2l_task *task, const l2l_train_config 
     const double t0 = now_seconds();
     long adam_t = 0;
     for (int epoch = 1; epoch <= cfg->epochs; epoch++) {
-        task->sample(task->ctx, &rng, theta);
+        train_task->sample(train_task->ctx, &rng, theta);
         l2l_lstm_state_zero(&state);
         double train = 0, gnorm = 0;
         for (int k = 0; k < n_unrolls; k++) {
             memset(dphi, 0, P * sizeof(float));
-            st = l2l_unroll_run(u, net, task, theta, &state, weights + (size_t)k * T, &rng, dphi,
+            st = l2l_unroll_run(u, net, train_task, theta, &state, weights + (size_t)k * T, &rng, dphi,
                                 losses, err);
             if (st) {
                 char msg[sizeof err->msg];
@@ -180,6 +189,7 @@ done:
     if (best && cfg->eval_every > 0) memcpy(net->phi, best, P * sizeof(float));
     else if (avg) memcpy(net->phi, avg, P * sizeof(float));
     l2l_unroll_free(u);
+    l2l_task_free(&rescaled);
     l2l_lstm_state_free(&state);
     l2l_free(theta), l2l_free(dphi), l2l_free(m), l2l_free(v), l2l_free(best);
     l2l_free(losses), l2l_free(weights), l2l_free(curves), l2l_free(avg), l2l_free(raw);

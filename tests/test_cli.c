@@ -84,6 +84,7 @@ static void test_usage_errors(void **state)
     expect("train --task mnist --out @/x.safetensors --rollback 1", 2, "--rollback expects 0 (off) or a factor > 1");
     expect("train --task mnist --out @/x.safetensors --average 1", 2, "--average expects a decay in [0, 1)");
     expect("train --task mnist --out @/x.safetensors --init @/x.safetensors --p 5", 2, "--init FILE takes");
+    expect("train --task mnist --out @/x.safetensors --rescale 21", 2, "--rescale expects a number in [0, 20]");
     expect("eval --task quadratic --optimizer nag --lr 1 --pool 5", 0, NULL); /* ignored there */
 }
 
@@ -108,6 +109,10 @@ static void test_pool(void **state)
     expect("train --task mnist --data @ --mix 2x1,3x2 --epochs 1 --steps 20 --eval-every 0 "
            "--out @/m.safetensors", 0, "mix of 2");
     expect("info @/m.safetensors", 0, "2x1,3x2");
+    /* Random rescaling during meta-training is recorded with the optimizer. */
+    expect("train --task mnist --data @ --hidden 2 --epochs 1 --steps 20 --eval-every 1 --valid 1 "
+           "--rescale 1.5 --out @/c.safetensors", 0, NULL);
+    expect("info @/c.safetensors", 0, "rescale          1.5");
     /* Without a test split, the default pool cannot be sized: say so. */
     char path[512];
     snprintf(path, sizeof path, "%s/t10k-images-idx3-ubyte", dir);

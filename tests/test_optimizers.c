@@ -6,6 +6,7 @@
 #include <omp.h>
 #endif
 
+#include "internal.h" /* l2l_task_rescale_create */
 #include "testutil.h"
 
 /* Two steps from theta = 1 with gradients 2 then -1; expected values from the update
@@ -147,6 +148,97 @@ static void test_task_batch(void **state)
     l2l_task_free(&batch);
     l2l_task_free(&a3);
     l2l_task_free(&a2);
+}
+
+static int keep_progress(const l2l_train_progress *p, void *ctx)
+{
+    *(l2l_train_progress *)ctx = *p;
+    return 0;
+}
+
+/* Random rescaling f(c . theta): the start maps back onto the inner task's start, the
+ * gradient is the true one (finite differences), the scales are e^U[-L, L] and new for
+ * every problem, spread 0 is the task itself bit for bit, and meta-training validates
+ * on the unscaled task. */
+static void test_task_rescale(void **state)
+{
+    (void)state;
+    enum { D = 12 };
+    const float L = 2;
+    l2l_task inner, scaled;
+    l2l_error err;
+    l2l_quadratic_config qc = {D, 1, 0};
+    assert_int_equal(l2l_task_quadratic_create(&inner, &qc, &err), L2L_OK);
+    assert_int_equal(l2l_task_rescale_create(&scaled, &inner, -1, &err), L2L_ERR_ARG);
+    assert_non_null(strstr(err.msg, "spread"));
+    assert_int_equal(l2l_task_rescale_create(&scaled, &inner, L, &err), L2L_OK);
+    assert_int_equal(scaled.n, inner.n);
+    float theta[D], x0[D], gs[D], gi[D], g2[D], c_first[D];
+    double lo = 0, hi = 0;
+    for (int draw = 0; draw < 2; draw++) {
+        l2l_rng r1, r2;
+        l2l_rng_seed(&r1, 9, draw), l2l_rng_seed(&r2, 9, draw);
+        scaled.sample(scaled.ctx, &r1, theta);
+        inner.sample(inner.ctx, &r2, x0); /* the same W, y and start as the wrapper's */
+        double fs = scaled.loss_grad(scaled.ctx, theta, gs, &r1);
+        double fi = inner.loss_grad(inner.ctx, x0, gi, &r2);
+        EXPECT_CLOSE(fs, fi, 1e-9, 1e-5, "rescaled loss at the start (draw %d)", draw);
+        for (int i = 0; i < D; i++) {
+            double c = x0[i] / theta[i]; /* c . theta0 = x0 */
+            EXPECT_CLOSE(gs[i], c * gi[i], 1e-5, 1e-4, "gradient is c . inner gradient [%d]", i);
+            assert_true(fabs(log(c)) <= L + 1e-4);
+            lo = fmin(lo, log(c)), hi = fmax(hi, log(c));
+            if (draw == 0) c_first[i] = (float)c;
+            else assert_true(fabsf((float)c - c_first[i]) > 1e-6f * c_first[i]);
+        }
+        for (int i = 0; i < D; i++) { /* finite differences of the rescaled loss itself */
+            const float h = 1e-2f, saved = theta[i];
+            theta[i] = saved + h;
+            double fp = scaled.loss_grad(scaled.ctx, theta, g2, &r1);
+            theta[i] = saved - h;
+            double fm = scaled.loss_grad(scaled.ctx, theta, g2, &r1);
+            theta[i] = saved;
+            EXPECT_CLOSE(scaled.grad_scale * gs[i], (fp - fm) / (2 * h), 2e-3, 2e-3,
+                         "rescaled d/dtheta[%d] (draw %d)", i, draw);
+        }
+    }
+    assert_true(lo < -L / 2 && hi > L / 2); /* 24 draws of U[-2, 2] cover both halves */
+    l2l_task_free(&scaled);
+
+    /* spread 0: c = 1, the inner task bit for bit */
+    assert_int_equal(l2l_task_rescale_create(&scaled, &inner, 0, &err), L2L_OK);
+    l2l_rng r1, r2;
+    l2l_rng_seed(&r1, 3, 0), l2l_rng_seed(&r2, 3, 0);
+    scaled.sample(scaled.ctx, &r1, theta);
+    inner.sample(inner.ctx, &r2, x0);
+    assert_memory_equal(theta, x0, sizeof theta);
+    assert_true(scaled.loss_grad(scaled.ctx, theta, gs, &r1) == inner.loss_grad(inner.ctx, x0, gi, &r2));
+    assert_memory_equal(gs, gi, sizeof gs);
+    l2l_task_free(&scaled);
+
+    /* Meta-training with rescale: phi cannot move at lr 1e-30, so validation on the
+     * unscaled task scores the same as without rescaling, while training differs. */
+    l2l_lstm net;
+    l2l_lstm_config lc = {1, 4, L2L_PREPROC_NONE, 10, 0.1f};
+    assert_int_equal(l2l_lstm_create(&net, &lc, &err), L2L_OK);
+    l2l_train_config tc;
+    l2l_train_config_default(&tc);
+    tc.epochs = 1, tc.steps = 10, tc.unroll = 10, tc.eval_every = 1, tc.n_valid = 3, tc.lr = 1e-30f;
+    l2l_train_progress seen[2];
+    for (int k = 0; k < 2; k++) {
+        l2l_rng rng;
+        l2l_rng_seed(&rng, 8, L2L_STREAM_INIT);
+        l2l_lstm_init(&net, &rng);
+        tc.rescale = k ? 3.0f : 0.0f;
+        assert_int_equal(l2l_meta_train(&net, &inner, &tc, keep_progress, &seen[k], &err), L2L_OK);
+    }
+    assert_true(seen[0].valid_loss == seen[1].valid_loss);
+    assert_true(seen[0].train_loss != seen[1].train_loss);
+    tc.rescale = -1;
+    assert_int_equal(l2l_meta_train(&net, &inner, &tc, NULL, NULL, &err), L2L_ERR_ARG);
+    assert_non_null(strstr(err.msg, "rescale"));
+    l2l_lstm_free(&net);
+    l2l_task_free(&inner);
 }
 
 static void test_quadratic_sampling(void **state)
@@ -402,6 +494,7 @@ int main(void)
         cmocka_unit_test(test_quadratic_gradient),
         cmocka_unit_test(test_quadratic_sampling),
         cmocka_unit_test(test_task_batch),
+        cmocka_unit_test(test_task_rescale),
         cmocka_unit_test(test_evaluate_and_tune),
         cmocka_unit_test(test_same_seed_same_bytes),
         cmocka_unit_test(test_train_config_errors),

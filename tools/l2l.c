@@ -42,7 +42,7 @@ typedef struct {
     const char *weighting, *select, *objective, *init;
     int dim, batch, hidden, layers, steps, runs, unroll, epochs, eval_every, n_valid, tune_runs;
     int lstm_layers, lstm_hidden, threads, quick, meta_batch, pool;
-    double lr, clip, p, scale, lr_half_life, rollback, average;
+    double lr, clip, p, scale, lr_half_life, rollback, average, rescale;
     int n_mix, mix_hidden[16], mix_layers[16]; /* --mix: network shapes of the meta-batch */
     uint64_t seed;
     int has_batch, has_lr, has_p, has_scale, has_preproc, has_steps, has_pool;
@@ -53,7 +53,7 @@ enum {
     O_RUNS, O_UNROLL, O_EPOCHS, O_EVAL_EVERY, O_VALID, O_TUNE_RUNS, O_LR, O_CLIP, O_P, O_SCALE,
     O_PREPROC, O_LSTM_LAYERS, O_LSTM_HIDDEN, O_SEED, O_OUT, O_CSV, O_LOG, O_OPTIMIZER, O_THREADS,
     O_QUICK, O_WEIGHTING, O_SELECT, O_OBJECTIVE, O_META_BATCH, O_LR_HALF_LIFE, O_POOL, O_ROLLBACK,
-    O_MIX, O_INIT, O_AVERAGE, O_HELP
+    O_MIX, O_INIT, O_AVERAGE, O_RESCALE, O_HELP
 };
 
 static const struct option all_options[] = {
@@ -96,6 +96,7 @@ static const struct option all_options[] = {
     {"mix", required_argument, 0, O_MIX},
     {"init", required_argument, 0, O_INIT},
     {"average", required_argument, 0, O_AVERAGE},
+    {"rescale", required_argument, 0, O_RESCALE},
     {"help", no_argument, 0, O_HELP},
     {0, 0, 0, 0},
 };
@@ -280,6 +281,7 @@ static int parse_opts(const char *cmd, int argc, char **argv, const int *allowed
             break;
         case O_MIX: r = parse_mix(cmd, a, o); break;
         case O_INIT: o->init = a; break;
+        case O_RESCALE: r = parse_double(cmd, f, a, 0, 20, &o->rescale); break;
         case O_AVERAGE:
             r = parse_double(cmd, f, a, 0, 1, &o->average);
             if (!r && o->average >= 1) r = usage_error(cmd, "--average expects a decay in [0, 1), got '%s'", a);
@@ -469,6 +471,9 @@ static const char train_help[] =
     "  --init FILE              start from FILE's optimizer instead of a fresh one\n"
     "  --average D              validate and keep the moving average of phi over meta-updates,\n"
     "                           a <- D a + (1 - D) phi (default 0: phi itself)\n"
+    "  --rescale L              train on f(c . theta), c_i = e^U[-L,L] drawn per optimizee,\n"
+    "                           so that no gradient scale is learned by heart (Lv et al.\n"
+    "                           2017); validation stays unscaled (default 0: off)\n"
     "  --seed S (1)  --log FILE (default: OUT with -log.csv)  --threads N\n";
 
 static int cmd_train(int argc, char **argv)
@@ -478,7 +483,7 @@ static int cmd_train(int argc, char **argv)
                                   O_LR, O_CLIP, O_P, O_SCALE, O_PREPROC, O_LSTM_LAYERS,
                                   O_LSTM_HIDDEN, O_SEED, O_OUT, O_LOG, O_THREADS, O_WEIGHTING,
                                   O_SELECT, O_OBJECTIVE, O_META_BATCH, O_LR_HALF_LIFE,
-                                  O_ROLLBACK, O_MIX, O_INIT, O_AVERAGE, 0};
+                                  O_ROLLBACK, O_MIX, O_INIT, O_AVERAGE, O_RESCALE, 0};
     opts o;
     int first, r = parse_opts("train", argc, argv, allowed, train_help, &o, &first);
     if (r) return r < 0 ? 0 : r;
@@ -560,6 +565,7 @@ static int cmd_train(int argc, char **argv)
     tcfg.objective = strcmp(o.objective, "log") == 0 ? L2L_OBJECTIVE_LOG : L2L_OBJECTIVE_SUM;
     tcfg.rollback = (float)o.rollback;
     tcfg.average = (float)o.average;
+    tcfg.rescale = (float)o.rescale;
     fprintf(stderr, "l2l train: %s, %zu coordinates, LSTM %dx%d (%zu weights), %d epochs x %d steps (unroll %d)\n",
             task.name, task.n, lc.layers, lc.hidden, net.n_params, o.epochs, o.steps, o.unroll);
     signal(SIGINT, on_sigint);
@@ -606,6 +612,7 @@ static int cmd_train(int argc, char **argv)
     META("rollback", "%g", o.rollback);
     META("rollbacks", "%d", tc.last.rollbacks);
     META("average", "%g", o.average);
+    META("rescale", "%g", o.rescale);
     if (o.init) META("init", "%s", o.init);
     if (o.n_mix) {
         char mix[200] = "";
