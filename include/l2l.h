@@ -83,6 +83,13 @@ typedef struct l2l_task {
     double (*loss_grad)(void *ctx, const float *theta, float *grad, l2l_rng *rng);
     void (*destroy)(void *ctx);
     char name[64];
+    /* Optional (0 / NULL for a task of one piece): a task made of n_parts problems (a
+     * batch), part i owning coordinates [part_off[i], part_off[i + 1]) and its loss the
+     * mean of theirs. part_losses writes (n_parts) the parts' losses at the last
+     * loss_grad call, for a meta-loss that takes each part's log. */
+    int n_parts;
+    const size_t *part_off; /* (n_parts + 1) */
+    void (*part_losses)(void *ctx, double *out);
 } l2l_task;
 
 void l2l_task_free(l2l_task *task);
@@ -107,8 +114,8 @@ l2l_status l2l_task_quadratic_create(l2l_task *task, const l2l_quadratic_config 
  * B problems side by side (N = the sum of the children's n, child i's parameters after
  * those of children 0..i-1): the loss is their mean and each is optimized on its own
  * gradient. The children may differ in size (a mix of network shapes) but must share
- * grad_scale. Takes ownership of the B children, which are zeroed; l2l_task_free frees
- * them.
+ * grad_scale. The children are the batch's parts (l2l_task.n_parts = B). Takes ownership
+ * of the B children, which are zeroed; l2l_task_free frees them.
  */
 l2l_status l2l_task_batch_create(l2l_task *task, l2l_task *children, int B, l2l_error *err);
 
@@ -266,10 +273,13 @@ typedef struct l2l_unroll l2l_unroll;
 l2l_status l2l_unroll_create(l2l_unroll **u, const l2l_lstm *net, size_t n, int T,
                              l2l_error *err);
 void l2l_unroll_free(l2l_unroll *u);
-/* Meta-loss sum_t w_t log f(theta_t) instead of sum_t w_t f(theta_t) (f must be > 0):
- * every step's relative progress counts alike, so late steps, where f is small, are
- * not drowned by the first ones. Off by default (the paper). */
-void l2l_unroll_set_log_loss(l2l_unroll *u, int on);
+/* mode 1: meta-loss sum_t w_t log f(theta_t) instead of sum_t w_t f(theta_t) (f must be
+ * > 0): every step's relative progress counts alike, so late steps, where f is small,
+ * are not drowned by the first ones. mode 2: sum_t w_t mean_i log f_i(theta_t) over the
+ * task's parts (l2l_task.n_parts; mode 1 for a task without parts), so that in a batch
+ * of different networks the one with the highest loss does not drown the others.
+ * 0 (the paper) by default. */
+void l2l_unroll_set_log_loss(l2l_unroll *u, int mode);
 l2l_status l2l_unroll_run(l2l_unroll *u, const l2l_lstm *net, l2l_task *task, float *theta,
                           l2l_lstm_state *state, const float *weights, l2l_rng *rng,
                           float *dphi, double *losses, l2l_error *err);
@@ -336,7 +346,8 @@ typedef enum {
 /* The meta-loss's summand: f(theta_t) (the paper) or log f(theta_t). */
 typedef enum {
     L2L_OBJECTIVE_SUM = 0,
-    L2L_OBJECTIVE_LOG
+    L2L_OBJECTIVE_LOG,
+    L2L_OBJECTIVE_LOG_EACH /* mean over a batch's problems of log f_i (l2l_task.n_parts) */
 } l2l_objective;
 
 /* What validation scores to pick the best phi. */

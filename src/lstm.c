@@ -325,11 +325,17 @@ struct l2l_unroll {
     float *dphi_chunk;  /* (n_chunks, n_params) */
     float *ws;          /* (n_threads, ws_floats) per-thread tile caches */
     size_t ws_floats;
-    int log_loss;       /* meta-loss sum_t w_t log f(theta_t) instead of sum_t w_t f */
+    int log_loss;       /* 1: sum_t w_t log f(theta_t); 2: the mean of the parts' logs */
     float *wlog;        /* (T) the weights that turns into: w_t / f(theta_t) */
+    double *part_f;     /* (part_cap) the parts' losses at one step (log_loss 2) */
+    int part_cap;
 };
 
-void l2l_unroll_set_log_loss(l2l_unroll *u, int on) { u->log_loss = on; }
+void l2l_unroll_set_log_loss(l2l_unroll *u, int mode)
+{
+    L2L_ASSERT(mode >= 0 && mode <= 2);
+    u->log_loss = mode;
+}
 
 /* Per-thread tile cache, in floats, and where each part starts. Every part is a whole
  * number of TILE rows, so every row is 64-byte aligned. */
@@ -409,6 +415,7 @@ void l2l_unroll_free(l2l_unroll *u)
     l2l_free(u->dphi_chunk);
     l2l_free(u->ws);
     l2l_free(u->wlog);
+    l2l_free(u->part_f);
     l2l_free(u);
 }
 
@@ -641,6 +648,14 @@ l2l_status l2l_unroll_run(l2l_unroll *u, const l2l_lstm *net, l2l_task *task, fl
     const size_t hn = (size_t)u->L * u->H * N;
     memcpy(u->h0, state->h, hn * sizeof(float));
     memcpy(u->c0, state->c, hn * sizeof(float));
+    const int parts = u->log_loss == 2 ? task->n_parts : 0;
+    if (parts > u->part_cap) {
+        l2l_free(u->part_f);
+        u->part_cap = 0;
+        if (!(u->part_f = l2l_alloc((size_t)parts * sizeof(double))))
+            return l2l_error_set(err, L2L_ERR_NOMEM, "cannot allocate the losses of %d parts", parts);
+        u->part_cap = parts;
+    }
 
     for (int t = 0; t <= T; t++) {
         float *g = u->grad + (size_t)t * N;
@@ -651,16 +666,25 @@ l2l_status l2l_unroll_run(l2l_unroll *u, const l2l_lstm *net, l2l_task *task, fl
                                  "the optimizee's %s became non-finite at step %d of the unroll "
                                  "(loss %g); the optimizer diverged",
                                  isfinite(loss) ? "gradient" : "loss", t, loss);
+        float *x = u->x + (size_t)t * D * N;
+        if (t < T) l2l_preprocess(&net->cfg, N, g, x); /* the optimizer's input: g as it is */
         if (t > 0 && u->log_loss) {
-            /* d log f / d theta = grad f / f: the same backward with weight w_t / f_t */
-            if (!(loss > 0))
-                return l2l_error_set(err, L2L_ERR_ARG,
-                                     "the log meta-loss needs positive losses, got %g at step %d", loss, t);
-            u->wlog[t - 1] = (float)((weights ? weights[t - 1] : 1.0f) / loss);
+            /* d log f / d theta = grad f / f: the same backward with weight w_t / f_t.
+             * For the mean of the parts' logs, part i's block of the gradient (the
+             * backward's only further use of it) is divided by f_i instead. */
+            const double w = weights ? weights[t - 1] : 1.0;
+            if (parts) task->part_losses(task->ctx, u->part_f);
+            for (int i = 0; i < (parts ? parts : 1); i++) {
+                const double f = parts ? u->part_f[i] : loss;
+                if (!(f > 0))
+                    return l2l_error_set(err, L2L_ERR_ARG, "the log meta-loss needs positive losses, "
+                                         "got %g at step %d (part %d)", f, t, i);
+                if (parts)
+                    for (size_t k = task->part_off[i]; k < task->part_off[i + 1]; k++) g[k] = (float)(g[k] / f);
+            }
+            u->wlog[t - 1] = (float)(parts ? w : w / loss);
         }
         if (t == T) break;
-        float *x = u->x + (size_t)t * D * N;
-        l2l_preprocess(&net->cfg, N, g, x);
         forward_step(net, N, x, state->h, state->c, u->update, state->scratch, state->n_scratch);
         for (size_t i = 0; i < N; i++) theta[i] += u->update[i];
     }

@@ -101,16 +101,24 @@ double l2l_ref_unroll(const l2l_lstm_config *cfg, const double *phi, const l2l_r
             cs[n * LH + k] = c[n * LH + k];
         }
 
+    const int np = log_loss == 2 ? task->n_parts : 0; /* parts whose logs are averaged */
     double meta = 0, *fs = calloc((size_t)T + 1, sizeof(double));
-    if (!fs) {
-        free(xs), free(gr), free(gs), free(hs), free(cs);
+    double *fp = calloc((size_t)(T + 1) * np + 1, sizeof(double)); /* (T+1, np) */
+    if (!fs || !fp) {
+        free(xs), free(gr), free(gs), free(hs), free(cs), free(fs), free(fp);
         return NAN;
     }
     for (int t = 0; t <= T; t++) {
         double f = task->loss_grad(task->ctx, theta, gr + (size_t)t * N);
         fs[t] = f;
         if (losses) losses[t] = f;
-        if (t > 0) meta += (weights ? weights[t - 1] : 1.0) * (log_loss ? log(f) : f);
+        double term = log_loss ? log(f) : f;
+        if (np) {
+            task->part_losses(task->ctx, theta, fp + (size_t)t * np);
+            term = 0;
+            for (int i = 0; i < np; i++) term += log(fp[(size_t)t * np + i]) / np;
+        }
+        if (t > 0) meta += (weights ? weights[t - 1] : 1.0) * term;
         if (t == T) break;
         for (size_t n = 0; n < N; n++) {
             double *x = xs + ((size_t)t * N + n) * D;
@@ -145,6 +153,8 @@ double l2l_ref_unroll(const l2l_lstm_config *cfg, const double *phi, const l2l_r
     if (dphi) {
         double *dw_out = dphi + td[4 * L].offset, *db_out = dphi + td[4 * L + 1].offset;
         for (size_t n = 0; n < N; n++) {
+            int part = 0; /* the part coordinate n belongs to */
+            while (np && n >= task->part_off[part + 1]) part++;
             /* Coordinate n alone: adjoints of h and c per layer, carried back in time. */
             double dh[L2L_MAX_LAYERS][1024], dc[L2L_MAX_LAYERS][1024];
             double dx[1024], dhp[1024], dcp[1024];
@@ -154,9 +164,10 @@ double l2l_ref_unroll(const l2l_lstm_config *cfg, const double *phi, const l2l_r
             for (int t = T - 1; t >= 0; t--) {
                 /* dL/d update_t = grad_scale * sum_{s > t} w_s grad_s: theta_s for every
                  * s > t moves one-for-one with update_t, and grad_s is held constant. */
-                /* with log f, d log f / d theta = grad / f */
-                acc += (weights ? weights[t] : 1.0) / (log_loss ? fs[t + 1] : 1.0) * task->grad_scale *
-                       gr[(size_t)(t + 1) * N + n];
+                /* with log f, d log f / d theta = grad / f; with the mean of the parts'
+                 * logs, the part's own f divides (grad_scale holds the 1 / parts) */
+                const double f = np ? fp[(size_t)(t + 1) * np + part] : log_loss ? fs[t + 1] : 1.0;
+                acc += (weights ? weights[t] : 1.0) / f * task->grad_scale * gr[(size_t)(t + 1) * N + n];
                 const double du = cfg->scale * acc;
                 const double *x = xs + ((size_t)t * N + n) * D;
                 const double *top = L > 0 ? hs + ((size_t)(t + 1) * N + n) * LH + (size_t)(L - 1) * H : x;
@@ -184,6 +195,6 @@ double l2l_ref_unroll(const l2l_lstm_config *cfg, const double *phi, const l2l_r
         }
     }
 #undef P
-    free(xs), free(gr), free(gs), free(hs), free(cs), free(fs);
+    free(xs), free(gr), free(gs), free(hs), free(cs), free(fs), free(fp);
     return meta;
 }

@@ -12,6 +12,11 @@ typedef struct {
     double grad_scale; /* d loss / d theta = grad_scale * grad */
     void *ctx;
     double (*loss_grad)(void *ctx, const double *theta, double *grad);
+    /* optional parts, as in l2l_task: part i owns [part_off[i], part_off[i + 1]) and
+     * part_losses writes (n_parts) their losses at theta */
+    int n_parts;
+    const size_t *part_off;
+    void (*part_losses)(void *ctx, const double *theta, double *out);
 } l2l_ref_task;
 
 /* One cell for one coordinate: gates (4H) receives the activated i, f, g, o. */
@@ -32,7 +37,8 @@ void l2l_ref_preprocess(const l2l_lstm_config *cfg, double g, double *x);
  * and h, c (L, N, H), updated in place. xs_in (T, N, D), when non-NULL, replaces the
  * preprocessed gradients (frozen inputs, for finite differences); xs_out (may be NULL)
  * receives the inputs used. losses (T+1, may be NULL) gets f(theta_0..theta_T).
- * Returns the meta-loss sum_{t=1..T} w_t f(theta_t) (or w_t log f(theta_t) with log_loss);
+ * Returns the meta-loss sum_{t=1..T} w_t f(theta_t) (log_loss 1: w_t log f(theta_t);
+ * 2: w_t mean_i log f_i(theta_t) over the task's parts, as log_loss 1 without parts);
  * dphi (may be NULL) accumulates its gradient with second derivatives dropped.
  * Returns NaN on allocation failure. */
 double l2l_ref_unroll(const l2l_lstm_config *cfg, const double *phi, const l2l_ref_task *task,

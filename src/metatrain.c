@@ -112,7 +112,9 @@ l2l_status l2l_meta_train(l2l_lstm *net, l2l_task *task, const l2l_train_config 
         train_task = &rescaled;
     }
     if ((st = l2l_unroll_create(&u, net, N, T, err))) goto done;
-    l2l_unroll_set_log_loss(u, cfg->objective == L2L_OBJECTIVE_LOG);
+    l2l_unroll_set_log_loss(u, cfg->objective == L2L_OBJECTIVE_LOG        ? 1
+                               : cfg->objective == L2L_OBJECTIVE_LOG_EACH ? 2
+                                                                          : 0);
     if ((st = l2l_lstm_state_create(&state, net, N, err))) goto done;
 
     l2l_rng rng;

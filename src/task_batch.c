@@ -11,7 +11,8 @@
 typedef struct {
     int B;
     l2l_task *child; /* (B) */
-    size_t *off;     /* (B) child i's parameters start at theta + off[i] */
+    size_t *off;     /* (B + 1) child i's parameters are theta[off[i] .. off[i + 1]) */
+    double *last;    /* (B) the children's losses at the last loss_grad */
 } batch;
 
 static void batch_sample(void *ctx, l2l_rng *rng, float *theta0)
@@ -24,9 +25,17 @@ static double batch_loss_grad(void *ctx, const float *theta, float *grad, l2l_rn
 {
     batch *b = ctx;
     double total = 0;
-    for (int i = 0; i < b->B; i++)
-        total += b->child[i].loss_grad(b->child[i].ctx, theta + b->off[i], grad ? grad + b->off[i] : NULL, rng);
+    for (int i = 0; i < b->B; i++) {
+        b->last[i] = b->child[i].loss_grad(b->child[i].ctx, theta + b->off[i], grad ? grad + b->off[i] : NULL, rng);
+        total += b->last[i];
+    }
     return total / b->B;
+}
+
+static void batch_part_losses(void *ctx, double *out)
+{
+    batch *b = ctx;
+    memcpy(out, b->last, (size_t)b->B * sizeof(double));
 }
 
 static void batch_destroy(void *ctx)
@@ -36,6 +45,7 @@ static void batch_destroy(void *ctx)
     for (int i = 0; i < b->B; i++) l2l_task_free(&b->child[i]);
     l2l_free(b->child);
     l2l_free(b->off);
+    l2l_free(b->last);
     l2l_free(b);
 }
 
@@ -46,9 +56,10 @@ l2l_status l2l_task_batch_create(l2l_task *task, l2l_task *children, int B, l2l_
     for (int i = 1; i < B; i++) L2L_ASSERT(children[i].grad_scale == children[0].grad_scale);
     batch *b = l2l_alloc(sizeof *b);
     l2l_task *child = l2l_alloc((size_t)B * sizeof *child);
-    size_t *off = l2l_alloc((size_t)B * sizeof *off);
-    if (!b || !child || !off) {
-        l2l_free(b), l2l_free(child), l2l_free(off);
+    size_t *off = l2l_alloc((size_t)(B + 1) * sizeof *off);
+    double *last = l2l_alloc((size_t)B * sizeof *last);
+    if (!b || !child || !off || !last) {
+        l2l_free(b), l2l_free(child), l2l_free(off), l2l_free(last);
         return l2l_error_set(err, L2L_ERR_NOMEM, "cannot allocate a batch of %d problems", B);
     }
     memcpy(child, children, (size_t)B * sizeof *child); /* ownership moves to the batch */
@@ -56,6 +67,7 @@ l2l_status l2l_task_batch_create(l2l_task *task, l2l_task *children, int B, l2l_
     b->B = B;
     b->child = child;
     b->off = off;
+    b->last = last;
     size_t n = 0;
     int same = 1;
     for (int i = 0; i < B; i++) {
@@ -63,12 +75,16 @@ l2l_status l2l_task_batch_create(l2l_task *task, l2l_task *children, int B, l2l_
         n += child[i].n;
         same = same && strcmp(child[i].name, child[0].name) == 0;
     }
+    off[B] = n;
     task->n = n;
     task->grad_scale = child[0].grad_scale / (float)B;
     task->ctx = b;
     task->sample = batch_sample;
     task->loss_grad = batch_loss_grad;
     task->destroy = batch_destroy;
+    task->n_parts = B;
+    task->part_off = off;
+    task->part_losses = batch_part_losses;
     if (same) snprintf(task->name, sizeof task->name, "%dx %.50s", B, child[0].name);
     else snprintf(task->name, sizeof task->name, "mix of %d: %.30s, ...", B, child[0].name);
     return L2L_OK;

@@ -41,6 +41,12 @@ static double rescale_loss_grad(void *ctx, const float *theta, float *grad, l2l_
     return f;
 }
 
+static void rescale_part_losses(void *ctx, double *out)
+{
+    rescale *r = ctx;
+    r->inner->part_losses(r->inner->ctx, out);
+}
+
 static void rescale_destroy(void *ctx)
 {
     rescale *r = ctx;
@@ -67,6 +73,11 @@ l2l_status l2l_task_rescale_create(l2l_task *task, l2l_task *inner, float spread
     task->sample = rescale_sample;
     task->loss_grad = rescale_loss_grad;
     task->destroy = rescale_destroy;
+    if (inner->n_parts) { /* the same parts: rescaling keeps every coordinate where it is */
+        task->n_parts = inner->n_parts;
+        task->part_off = inner->part_off;
+        task->part_losses = rescale_part_losses;
+    }
     snprintf(task->name, sizeof task->name, "%.48s, rescaled", inner->name);
     return L2L_OK;
 }

@@ -109,6 +109,9 @@ static void test_pool(void **state)
     expect("train --task mnist --data @ --mix 2x1,3x2 --epochs 1 --steps 20 --eval-every 0 "
            "--out @/m.safetensors", 0, "mix of 2");
     expect("info @/m.safetensors", 0, "2x1,3x2");
+    expect("train --task mnist --data @ --mix 2x1,3x2 --objective log-each --epochs 1 --steps 20 "
+           "--eval-every 0 --out @/e.safetensors", 0, "mix of 2");
+    expect("info @/e.safetensors", 0, "log-each");
     /* Random rescaling during meta-training is recorded with the optimizer. */
     expect("train --task mnist --data @ --hidden 2 --epochs 1 --steps 20 --eval-every 1 --valid 1 "
            "--rescale 1.5 --out @/c.safetensors", 0, NULL);

@@ -24,6 +24,8 @@ static void fill_normal(double *v, size_t n, double std, l2l_rng *rng)
 typedef struct {
     int dim, batch;
     double W[8][4][4], y[8][4];
+    double last[8];   /* each function's loss at the last evaluation */
+    size_t off[9];    /* function b's coordinates are [off[b], off[b + 1]) */
 } quad_fixed;
 
 static double quad_ref_loss_grad(void *ctx, const double *theta, double *grad)
@@ -37,6 +39,8 @@ static double quad_ref_loss_grad(void *ctx, const double *theta, double *grad)
             for (int j = 0; j < q->dim; j++) r[i] += q->W[b][i][j] * theta[b * q->dim + j];
             total += r[i] * r[i];
         }
+        q->last[b] = 0;
+        for (int i = 0; i < q->dim; i++) q->last[b] += r[i] * r[i];
         for (int j = 0; j < q->dim; j++) {
             double s = 0;
             for (int i = 0; i < q->dim; i++) s += q->W[b][i][j] * r[i];
@@ -44,6 +48,22 @@ static double quad_ref_loss_grad(void *ctx, const double *theta, double *grad)
         }
     }
     return total / q->batch;
+}
+
+/* The functions as the batch's parts: the losses at theta (reference), at the last
+ * evaluation (fast path). */
+static void quad_ref_part_losses(void *ctx, const double *theta, double *out)
+{
+    quad_fixed *q = ctx;
+    double g[32];
+    quad_ref_loss_grad(ctx, theta, g);
+    memcpy(out, q->last, (size_t)q->batch * sizeof(double));
+}
+
+static void quad_float_part_losses(void *ctx, double *out)
+{
+    quad_fixed *q = ctx;
+    memcpy(out, q->last, (size_t)q->batch * sizeof(double));
 }
 
 static double quad_float_loss_grad(void *ctx, const float *theta, float *grad, l2l_rng *rng)
@@ -67,6 +87,15 @@ static void quad_init(quad_fixed *q, int dim, int batch, l2l_rng *rng)
             q->y[b][i] = l2l_rng_normal(rng);
             for (int j = 0; j < dim; j++) q->W[b][i][j] = (float)(0.5 * l2l_rng_normal(rng));
         }
+    for (int b = 0; b <= batch; b++) q->off[b] = (size_t)b * dim;
+}
+
+/* The batch as a reference task whose parts are its functions. */
+static l2l_ref_task quad_ref_task(quad_fixed *q)
+{
+    return (l2l_ref_task){.n = (size_t)q->dim * q->batch, .grad_scale = 1.0 / q->batch, .ctx = q,
+                          .loss_grad = quad_ref_loss_grad, .n_parts = q->batch, .part_off = q->off,
+                          .part_losses = quad_ref_part_losses};
 }
 
 static l2l_lstm make_net(int layers, int hidden, l2l_preproc pre, float scale, uint64_t seed)
@@ -143,7 +172,7 @@ typedef struct {
 
 static double frozen_meta_loss(unroll_case *uc, const double *phi)
 {
-    l2l_ref_task task = {(size_t)uc->q.dim * uc->q.batch, 1.0 / uc->q.batch, &uc->q, quad_ref_loss_grad};
+    l2l_ref_task task = quad_ref_task(&uc->q);
     double theta[32], h[256], c[256];
     memcpy(theta, uc->theta0, sizeof theta), memcpy(h, uc->h0, sizeof h), memcpy(c, uc->c0, sizeof c);
     return l2l_ref_unroll(&uc->cfg, phi, &task, uc->T, uc->w, uc->log_loss, theta, h, c, uc->xs, NULL,
@@ -153,11 +182,12 @@ static double frozen_meta_loss(unroll_case *uc, const double *phi)
 /* Per element and along random directions: the meta-gradient with second derivatives
  * dropped is the exact gradient of the meta-loss with the optimizer's inputs frozen at
  * the values the forward pass saw. Returns the number of mismatches (0 = pass). */
-static int check_unroll_fd(int layers, int hidden, l2l_preproc pre, double scale, int T, int report)
+static int check_unroll_fd(int layers, int hidden, l2l_preproc pre, double scale, int T, int log_loss,
+                           int report)
 {
     static const double w[8] = {0.5, 1.5, 0.25, 2.0, 1.0, 0.75, 1.25, 3.0};
     unroll_case uc = {.cfg = {layers, hidden, pre, 10.0f, (float)scale}, .T = T,
-                      .w = layers == 1 ? w : NULL, .log_loss = layers == 3};
+                      .w = layers == 1 ? w : NULL, .log_loss = log_loss};
     if (layers == 0) uc.cfg.hidden = 0;
     l2l_rng rng;
     l2l_rng_seed(&rng, 11 + layers * 3 + hidden, 0);
@@ -170,7 +200,7 @@ static int check_unroll_fd(int layers, int hidden, l2l_preproc pre, double scale
     fill_normal(uc.h0, N * LH, 0.3, &rng), fill_normal(uc.c0, N * LH, 0.3, &rng);
     uc.xs = calloc((size_t)T * N * D, sizeof(double));
 
-    l2l_ref_task task = {N, 1.0 / uc.q.batch, &uc.q, quad_ref_loss_grad};
+    l2l_ref_task task = quad_ref_task(&uc.q);
     double theta[32], h[256], c[256];
     memcpy(theta, uc.theta0, sizeof theta), memcpy(h, uc.h0, sizeof h), memcpy(c, uc.c0, sizeof c);
     l2l_ref_unroll(&uc.cfg, phi, &task, T, uc.w, uc.log_loss, theta, h, c, NULL, uc.xs, NULL, dphi);
@@ -225,11 +255,12 @@ static int check_unroll_fd(int layers, int hidden, l2l_preproc pre, double scale
 static void test_unroll_fd(void **state)
 {
     (void)state;
-    assert_int_equal(check_unroll_fd(2, 3, L2L_PREPROC_LOGSIGN, 0.1, 4, 1), 0);
-    assert_int_equal(check_unroll_fd(1, 2, L2L_PREPROC_NONE, 1.0, 3, 1), 0);
-    assert_int_equal(check_unroll_fd(3, 2, L2L_PREPROC_LOGSIGN, 0.5, 3, 1), 0);
-    assert_int_equal(check_unroll_fd(0, 0, L2L_PREPROC_NONE, 1.0, 5, 1), 0);
-    assert_int_equal(check_unroll_fd(0, 0, L2L_PREPROC_LOGSIGN, 0.1, 3, 1), 0);
+    assert_int_equal(check_unroll_fd(2, 3, L2L_PREPROC_LOGSIGN, 0.1, 4, 0, 1), 0);
+    assert_int_equal(check_unroll_fd(1, 2, L2L_PREPROC_NONE, 1.0, 3, 0, 1), 0);
+    assert_int_equal(check_unroll_fd(3, 2, L2L_PREPROC_LOGSIGN, 0.5, 3, 1, 1), 0); /* log f */
+    assert_int_equal(check_unroll_fd(2, 3, L2L_PREPROC_LOGSIGN, 0.1, 4, 2, 1), 0); /* mean log f_i */
+    assert_int_equal(check_unroll_fd(0, 0, L2L_PREPROC_NONE, 1.0, 5, 0, 1), 0);
+    assert_int_equal(check_unroll_fd(0, 0, L2L_PREPROC_LOGSIGN, 0.1, 3, 0, 1), 0);
 }
 
 /* ------------------------------------------------ fast float vs reference */
@@ -255,8 +286,9 @@ static void compare_fast_ref(int layers, int hidden, l2l_preproc pre, float scal
     quad_init(&q, dim, batch, &rng);
     const size_t N = (size_t)dim * batch, P = net.n_params;
     const int L = net.cfg.layers, H = net.cfg.hidden;
-    l2l_task task = {.n = N, .grad_scale = 1.0f / batch, .ctx = &q, .loss_grad = quad_float_loss_grad};
-    l2l_ref_task rtask = {N, 1.0 / batch, &q, quad_ref_loss_grad};
+    l2l_task task = {.n = N, .grad_scale = 1.0f / batch, .ctx = &q, .loss_grad = quad_float_loss_grad,
+                     .n_parts = batch, .part_off = q.off, .part_losses = quad_float_part_losses};
+    l2l_ref_task rtask = quad_ref_task(&q);
 
     float *theta = calloc(N, sizeof(float)), *dphi = calloc(P, sizeof(float));
     double *rtheta = calloc(N, sizeof(double)), *rphi = calloc(P, sizeof(double));
@@ -274,10 +306,10 @@ static void compare_fast_ref(int layers, int hidden, l2l_preproc pre, float scal
     for (int unroll = 0; unroll < 2; unroll++) {
         memset(dphi, 0, P * sizeof(float));
         memset(rdphi, 0, P * sizeof(double));
-        l2l_unroll_set_log_loss(u, weighted == 2);
+        l2l_unroll_set_log_loss(u, weighted >= 2 ? weighted - 1 : 0);
         assert_int_equal(l2l_unroll_run(u, &net, &task, theta, &st, weighted ? wf : NULL, &rng, dphi,
                                         losses, &err), L2L_OK);
-        l2l_ref_unroll(&net.cfg, rphi, &rtask, T, weighted ? wd : NULL, weighted == 2, rtheta, rh, rc,
+        l2l_ref_unroll(&net.cfg, rphi, &rtask, T, weighted ? wd : NULL, weighted >= 2 ? weighted - 1 : 0, rtheta, rh, rc,
                        NULL, NULL, rlosses, rdphi);
         for (int t = 0; t <= T; t++)
             EXPECT_CLOSE(losses[t], rlosses[t], 1e-6, 1e-4, "L=%d N=%zu unroll %d loss[%d]", L, N, unroll, t);
@@ -311,6 +343,7 @@ static void test_fast_matches_reference(void **state)
     compare_fast_ref(2, 20, L2L_PREPROC_LOGSIGN, 0.1f, 4, 8, 4, 1); /* meta-loss weights */
     compare_fast_ref(1, 7, L2L_PREPROC_NONE, 0.3f, 3, 8, 3, 0);
     compare_fast_ref(2, 20, L2L_PREPROC_LOGSIGN, 0.1f, 4, 8, 4, 2); /* log meta-loss */
+    compare_fast_ref(2, 20, L2L_PREPROC_LOGSIGN, 0.1f, 4, 8, 4, 3); /* mean of the parts' logs */
     compare_fast_ref(0, 0, L2L_PREPROC_NONE, 1.0f, 2, 3, 4, 1);
 }
 
@@ -370,7 +403,7 @@ static void run_tiles(int threads, float *dphi_out, float *theta_out)
         l2l_rng_seed(&rng, 3, 3);
         for (int i = 0; i < N; i++) l2l_rng_uniform(&rng);
         for (int i = 0; i < N; i++) rtheta[i] = (float)l2l_rng_normal(&rng);
-        l2l_ref_task rt = {N, 1.0 / N, a, diag_ref_loss_grad};
+        l2l_ref_task rt = {.n = N, .grad_scale = 1.0 / N, .ctx = a, .loss_grad = diag_ref_loss_grad};
         l2l_ref_unroll(&net.cfg, rphi, &rt, T, NULL, 0, rtheta, rh, rc, NULL, NULL, NULL, rd);
         for (size_t i = 0; i < net.n_params; i++) fd[i] = dphi_out[i];
         EXPECT_CLOSE(rel_err(fd, rd, net.n_params), 0, 1e-4, 0, "N=200 relative error of dphi");

@@ -144,6 +144,13 @@ static void test_task_batch(void **state)
     for (int j = 0; j < 3; j++) EXPECT_CLOSE(gm[j], g3[j], 0, 0, "mixed grad block 0[%d]", j);
     for (int j = 0; j < 2; j++) EXPECT_CLOSE(gm[3 + j], g2[j], 0, 0, "mixed grad block 1[%d]", j);
     EXPECT_CLOSE(fm, (f3 + f2) / 2, 1e-12, 1e-12, "mixed batch loss is the mean");
+    /* its parts are the children: where they lie and their losses at the last call */
+    assert_int_equal(batch.n_parts, 2);
+    assert_int_equal(batch.part_off[0], 0), assert_int_equal(batch.part_off[1], 3);
+    assert_int_equal(batch.part_off[2], 5);
+    double parts[2];
+    batch.part_losses(batch.ctx, parts);
+    assert_true(parts[0] == f3 && parts[1] == f2);
     assert_non_null(strstr(batch.name, "mix of 2"));
     l2l_task_free(&batch);
     l2l_task_free(&a3);

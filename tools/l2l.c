@@ -163,7 +163,7 @@ static const char *const activations[] = {"sigmoid", "relu", "tanh", 0};
 static const char *const preprocs[] = {"none", "logsign", 0};
 static const char *const weightings[] = {"uniform", "linear", 0};
 static const char *const selections[] = {"mean", "final", 0};
-static const char *const objectives[] = {"sum", "log", 0};
+static const char *const objectives[] = {"sum", "log", "log-each", 0};
 
 /* --mix 20x1,40x1,20x2: network shapes HIDDENxLAYERS (xLAYERS optional, default 1). */
 static int parse_mix(const char *cmd, const char *s, opts *o)
@@ -463,7 +463,8 @@ static const char train_help[] =
     "  --select mean|final      keep the phi with the best mean loss over the steps (the\n"
     "                           meta-objective, default) or the best final loss\n"
     "  --weighting uniform|linear   meta-loss weights w_t = 1 (paper) or proportional to t\n"
-    "  --objective sum|log      meta-loss sum_t w_t f(theta_t) (paper) or sum_t w_t log f\n"
+    "  --objective sum|log|log-each   meta-loss sum_t w_t f(theta_t) (paper), sum_t w_t log f,\n"
+    "                           or with a meta-batch the mean of each network's log f_i\n"
     "  --meta-batch B (1)       optimizees per meta-update (MNIST: B networks side by side)\n"
     "  --lr-half-life E         halve the meta learning rate every E epochs (default: constant)\n"
     "  --rollback F             when validation is worse than F x the best so far, go back to\n"
@@ -562,7 +563,9 @@ static int cmd_train(int argc, char **argv)
     tcfg.seed = o.seed;
     tcfg.weighting = strcmp(o.weighting, "linear") == 0 ? L2L_WEIGHT_LINEAR : L2L_WEIGHT_UNIFORM;
     tcfg.selection = strcmp(o.select, "final") == 0 ? L2L_SELECT_FINAL : L2L_SELECT_MEAN;
-    tcfg.objective = strcmp(o.objective, "log") == 0 ? L2L_OBJECTIVE_LOG : L2L_OBJECTIVE_SUM;
+    tcfg.objective = strcmp(o.objective, "log") == 0        ? L2L_OBJECTIVE_LOG
+                     : strcmp(o.objective, "log-each") == 0 ? L2L_OBJECTIVE_LOG_EACH
+                                                            : L2L_OBJECTIVE_SUM;
     tcfg.rollback = (float)o.rollback;
     tcfg.average = (float)o.average;
     tcfg.rescale = (float)o.rescale;
