@@ -42,10 +42,10 @@ typedef struct {
     const char *weighting, *select, *objective, *init;
     int dim, batch, hidden, layers, steps, runs, unroll, epochs, eval_every, n_valid, tune_runs;
     int lstm_layers, lstm_hidden, threads, quick, meta_batch, pool;
-    double lr, clip, p, scale, lr_half_life, rollback, average, rescale;
+    double lr, clip, p, scale, lr_half_life, rollback, average, rescale, out_init;
     int n_mix, mix_hidden[16], mix_layers[16]; /* --mix: network shapes of the meta-batch */
     uint64_t seed;
-    int has_batch, has_lr, has_p, has_scale, has_preproc, has_steps, has_pool;
+    int has_batch, has_lr, has_p, has_scale, has_preproc, has_steps, has_pool, has_out_init;
 } opts;
 
 enum {
@@ -53,7 +53,7 @@ enum {
     O_RUNS, O_UNROLL, O_EPOCHS, O_EVAL_EVERY, O_VALID, O_TUNE_RUNS, O_LR, O_CLIP, O_P, O_SCALE,
     O_PREPROC, O_LSTM_LAYERS, O_LSTM_HIDDEN, O_SEED, O_OUT, O_CSV, O_LOG, O_OPTIMIZER, O_THREADS,
     O_QUICK, O_WEIGHTING, O_SELECT, O_OBJECTIVE, O_META_BATCH, O_LR_HALF_LIFE, O_POOL, O_ROLLBACK,
-    O_MIX, O_INIT, O_AVERAGE, O_RESCALE, O_HELP
+    O_MIX, O_INIT, O_AVERAGE, O_RESCALE, O_OUT_INIT, O_HELP
 };
 
 static const struct option all_options[] = {
@@ -97,6 +97,7 @@ static const struct option all_options[] = {
     {"init", required_argument, 0, O_INIT},
     {"average", required_argument, 0, O_AVERAGE},
     {"rescale", required_argument, 0, O_RESCALE},
+    {"out-init", required_argument, 0, O_OUT_INIT},
     {"help", no_argument, 0, O_HELP},
     {0, 0, 0, 0},
 };
@@ -208,6 +209,7 @@ static void opts_default(opts *o)
     o->lstm_layers = 2;
     o->lstm_hidden = 20;
     o->meta_batch = 1;
+    o->out_init = 1;
     l2l_train_config tc; /* the library's meta-training defaults are the tool's */
     l2l_train_config_default(&tc);
     o->steps = tc.steps;
@@ -282,6 +284,7 @@ static int parse_opts(const char *cmd, int argc, char **argv, const int *allowed
         case O_MIX: r = parse_mix(cmd, a, o); break;
         case O_INIT: o->init = a; break;
         case O_RESCALE: r = parse_double(cmd, f, a, 0, 20, &o->rescale); break;
+        case O_OUT_INIT: r = parse_double(cmd, f, a, 0, 1e3, &o->out_init), o->has_out_init = 1; break;
         case O_AVERAGE:
             r = parse_double(cmd, f, a, 0, 1, &o->average);
             if (!r && o->average >= 1) r = usage_error(cmd, "--average expects a decay in [0, 1), got '%s'", a);
@@ -470,6 +473,8 @@ static const char train_help[] =
     "  --rollback F             when validation is worse than F x the best so far, go back to\n"
     "                           the best phi and restart meta-Adam (default 0: off)\n"
     "  --init FILE              start from FILE's optimizer instead of a fresh one\n"
+    "  --out-init F             multiply the fresh optimizer's initial output weights by F\n"
+    "                           (default 1: the authors' truncated normal, std 1/sqrt(H))\n"
     "  --average D              validate and keep the moving average of phi over meta-updates,\n"
     "                           a <- D a + (1 - D) phi (default 0: phi itself)\n"
     "  --rescale L              train on f(c . theta), c_i = e^U[-L,L] drawn per optimizee,\n"
@@ -484,16 +489,19 @@ static int cmd_train(int argc, char **argv)
                                   O_LR, O_CLIP, O_P, O_SCALE, O_PREPROC, O_LSTM_LAYERS,
                                   O_LSTM_HIDDEN, O_SEED, O_OUT, O_LOG, O_THREADS, O_WEIGHTING,
                                   O_SELECT, O_OBJECTIVE, O_META_BATCH, O_LR_HALF_LIFE,
-                                  O_ROLLBACK, O_MIX, O_INIT, O_AVERAGE, O_RESCALE, 0};
+                                  O_ROLLBACK, O_MIX, O_INIT, O_AVERAGE, O_RESCALE,
+                                  O_OUT_INIT, 0};
     opts o;
     int first, r = parse_opts("train", argc, argv, allowed, train_help, &o, &first);
     if (r) return r < 0 ? 0 : r;
     if (first < argc) return usage_error("train", "unexpected argument '%s'", argv[first]);
     if (!o.out) return usage_error("train", "--out FILE.safetensors is required");
     if (o.steps % o.unroll) return usage_error("train", "--steps (%d) must be a multiple of --unroll (%d)", o.steps, o.unroll);
-    if (o.init && (o.has_p || o.has_scale || o.has_preproc || o.lstm_layers != 2 || o.lstm_hidden != 20))
-        return usage_error("train", "--init FILE takes the optimizer's architecture, preprocessing and "
-                                    "scale from FILE; drop --p, --scale, --preproc and --lstm-*");
+    if (o.init && (o.has_p || o.has_scale || o.has_preproc || o.has_out_init || o.lstm_layers != 2 ||
+                   o.lstm_hidden != 20))
+        return usage_error("train", "--init FILE takes the optimizer's architecture, preprocessing, "
+                                    "scale and weights from FILE; drop --p, --scale, --preproc, "
+                                    "--out-init and --lstm-*");
 
     l2l_error err = {0};
     l2l_task task;
@@ -531,6 +539,8 @@ static int cmd_train(int argc, char **argv)
         l2l_rng rng;
         l2l_rng_seed(&rng, o.seed, L2L_STREAM_INIT);
         l2l_lstm_init(&net, &rng);
+        const size_t n_out = (size_t)(lc.layers > 0 ? lc.hidden : net.n_in);
+        for (size_t i = 0; i < n_out; i++) net.w.w_out[i] *= (float)o.out_init;
     }
 
     char logpath[4096];
@@ -616,6 +626,7 @@ static int cmd_train(int argc, char **argv)
     META("rollbacks", "%d", tc.last.rollbacks);
     META("average", "%g", o.average);
     META("rescale", "%g", o.rescale);
+    META("out_init", "%g", o.out_init);
     if (o.init) META("init", "%s", o.init);
     if (o.n_mix) {
         char mix[200] = "";
