@@ -280,6 +280,15 @@ void l2l_unroll_free(l2l_unroll *u);
  * of different networks the one with the highest loss does not drown the others.
  * 0 (the paper) by default. */
 void l2l_unroll_set_log_loss(l2l_unroll *u, int mode);
+/* Imitation of a teacher (Chen et al. 2020): with a teacher set (fn not NULL, lambda > 0)
+ * the meta-loss gains lambda / N sum_t ||update_t - target_t||², where the teacher writes
+ * target_t (N), the update it would make, from the gradient at theta_t that the learned
+ * optimizer sees (the teacher keeps its own state, e.g. momentum; the caller resets it
+ * for a new optimizee). Targets are constants to the meta-gradient, like the gradients.
+ * fn = NULL turns it off. */
+typedef void (*l2l_teacher_fn)(void *ctx, const float *grad, float *target);
+l2l_status l2l_unroll_set_teacher(l2l_unroll *u, l2l_teacher_fn fn, void *ctx, float lambda,
+                                  l2l_error *err);
 l2l_status l2l_unroll_run(l2l_unroll *u, const l2l_lstm *net, l2l_task *task, float *theta,
                           l2l_lstm_state *state, const float *weights, l2l_rng *rng,
                           float *dphi, double *losses, l2l_error *err);
@@ -375,6 +384,11 @@ typedef struct {
                          a <- d a + (1 - d) phi over meta-updates; 0 = off */
     float rescale;    /* L > 0: train (not validate) on f(c . theta), c_i = exp(U[-L, L])
                          drawn afresh for every optimizee (Lv et al. 2017); 0 = off */
+    int imitate_epochs; /* K > 0: for the first K epochs the meta-loss is the imitation of
+                           a hand-written teacher (l2l_unroll_set_teacher, weight 1)
+                           instead of the objective: a warm start; 0 = off */
+    l2l_opt_kind teacher;    /* L2L_OPT_SGD .. L2L_OPT_ADAM */
+    float teacher_lr;
 } l2l_train_config;
 
 typedef struct {

@@ -329,7 +329,22 @@ struct l2l_unroll {
     float *wlog;        /* (T) the weights that turns into: w_t / f(theta_t) */
     double *part_f;     /* (part_cap) the parts' losses at one step (log_loss 2) */
     int part_cap;
+    l2l_teacher_fn teacher; /* imitation (may be NULL) */
+    void *teacher_ctx;
+    float imitate;      /* its weight lambda */
+    float *imit;        /* (T, N) the imitation term's adjoint of update_t */
 };
+
+l2l_status l2l_unroll_set_teacher(l2l_unroll *u, l2l_teacher_fn fn, void *ctx, float lambda,
+                                  l2l_error *err)
+{
+    if (fn && !(lambda > 0 && isfinite(lambda)))
+        return l2l_error_set(err, L2L_ERR_ARG, "imitation weight must be positive, got %g", (double)lambda);
+    if (fn && !u->imit && !(u->imit = l2l_alloc((size_t)u->T * u->n * sizeof(float))))
+        return l2l_error_set(err, L2L_ERR_NOMEM, "cannot allocate imitation targets for %zu coordinates", u->n);
+    u->teacher = fn, u->teacher_ctx = ctx, u->imitate = fn ? lambda : 0;
+    return L2L_OK;
+}
 
 void l2l_unroll_set_log_loss(l2l_unroll *u, int mode)
 {
@@ -416,6 +431,7 @@ void l2l_unroll_free(l2l_unroll *u)
     l2l_free(u->ws);
     l2l_free(u->wlog);
     l2l_free(u->part_f);
+    l2l_free(u->imit);
     l2l_free(u);
 }
 
@@ -594,6 +610,10 @@ static void tile_backward(const l2l_lstm *net, const l2l_unroll *u, size_t n0, i
         for (int n = 0; n < nt; n++) run[n] += wt * g[n];
         float *acc = tc->acc + (size_t)t * TILE;
         for (int n = 0; n < TILE; n++) acc[n] = scale * run[n];
+        if (u->teacher) { /* the imitation term acts on update_t alone */
+            const float *im = u->imit + (size_t)t * N + n0;
+            for (int n = 0; n < nt; n++) acc[n] += scale * im[n];
+        }
         /* update = scale (w_out . top + b_out): dh_top += w_out scale dupdate */
         if (L > 0) {
             float *dh_top = tc->dh + (size_t)(L - 1) * hs;
@@ -667,7 +687,10 @@ l2l_status l2l_unroll_run(l2l_unroll *u, const l2l_lstm *net, l2l_task *task, fl
                                  "(loss %g); the optimizer diverged",
                                  isfinite(loss) ? "gradient" : "loss", t, loss);
         float *x = u->x + (size_t)t * D * N;
-        if (t < T) l2l_preprocess(&net->cfg, N, g, x); /* the optimizer's input: g as it is */
+        if (t < T) { /* the optimizer's input and the teacher's, g as it is */
+            l2l_preprocess(&net->cfg, N, g, x);
+            if (u->teacher) u->teacher(u->teacher_ctx, g, u->imit + (size_t)t * N);
+        }
         if (t > 0 && u->log_loss) {
             /* d log f / d theta = grad f / f: the same backward with weight w_t / f_t.
              * For the mean of the parts' logs, part i's block of the gradient (the
@@ -686,6 +709,11 @@ l2l_status l2l_unroll_run(l2l_unroll *u, const l2l_lstm *net, l2l_task *task, fl
         }
         if (t == T) break;
         forward_step(net, N, x, state->h, state->c, u->update, state->scratch, state->n_scratch);
+        if (u->teacher) { /* target_t -> d/d update_t of lambda / N ||update_t - target_t||² */
+            float *im = u->imit + (size_t)t * N;
+            const float k = 2 * u->imitate / (float)N;
+            for (size_t i = 0; i < N; i++) im[i] = k * (u->update[i] - im[i]);
+        }
         for (size_t i = 0; i < N; i++) theta[i] += u->update[i];
     }
 

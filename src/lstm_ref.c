@@ -104,8 +104,9 @@ double l2l_ref_unroll(const l2l_lstm_config *cfg, const double *phi, const l2l_r
     const int np = log_loss == 2 ? task->n_parts : 0; /* parts whose logs are averaged */
     double meta = 0, *fs = calloc((size_t)T + 1, sizeof(double));
     double *fp = calloc((size_t)(T + 1) * np + 1, sizeof(double)); /* (T+1, np) */
-    if (!fs || !fp) {
-        free(xs), free(gr), free(gs), free(hs), free(cs), free(fs), free(fp);
+    double *us = calloc((size_t)T * N, sizeof(double));             /* (T, N) updates */
+    if (!fs || !fp || !us) {
+        free(xs), free(gr), free(gs), free(hs), free(cs), free(fs), free(fp), free(us);
         return NAN;
     }
     for (int t = 0; t <= T; t++) {
@@ -140,7 +141,13 @@ double l2l_ref_unroll(const l2l_lstm_config *cfg, const double *phi, const l2l_r
             const int K = L > 0 ? H : D;
             double u = b_out;
             for (int k = 0; k < K; k++) u += w_out[k] * in[k];
-            theta[n] += cfg->scale * u;
+            const double upd = cfg->scale * u;
+            us[(size_t)t * N + n] = upd;
+            if (task->imitate > 0) {
+                const double e = upd - task->targets[(size_t)t * N + n];
+                meta += task->imitate / N * e * e;
+            }
+            theta[n] += upd;
         }
     }
     if (xs_out) memcpy(xs_out, xs, (size_t)T * N * D * sizeof(double));
@@ -168,7 +175,10 @@ double l2l_ref_unroll(const l2l_lstm_config *cfg, const double *phi, const l2l_r
                  * logs, the part's own f divides (grad_scale holds the 1 / parts) */
                 const double f = np ? fp[(size_t)(t + 1) * np + part] : log_loss ? fs[t + 1] : 1.0;
                 acc += (weights ? weights[t] : 1.0) / f * task->grad_scale * gr[(size_t)(t + 1) * N + n];
-                const double du = cfg->scale * acc;
+                double dupd = acc; /* the adjoint of update_t; imitation adds to it alone */
+                if (task->imitate > 0)
+                    dupd += 2 * task->imitate / N * (us[(size_t)t * N + n] - task->targets[(size_t)t * N + n]);
+                const double du = cfg->scale * dupd;
                 const double *x = xs + ((size_t)t * N + n) * D;
                 const double *top = L > 0 ? hs + ((size_t)(t + 1) * N + n) * LH + (size_t)(L - 1) * H : x;
                 const int K = L > 0 ? H : D;
@@ -195,6 +205,6 @@ double l2l_ref_unroll(const l2l_lstm_config *cfg, const double *phi, const l2l_r
         }
     }
 #undef P
-    free(xs), free(gr), free(gs), free(hs), free(cs), free(fs), free(fp);
+    free(xs), free(gr), free(gs), free(hs), free(cs), free(fs), free(fp), free(us);
     return meta;
 }

@@ -17,6 +17,10 @@ typedef struct {
     int n_parts;
     const size_t *part_off;
     void (*part_losses)(void *ctx, const double *theta, double *out);
+    /* optional imitation: with imitate > 0 the meta-loss gains
+     * imitate / n sum_t ||update_t - targets_t||², targets (T, n) fixed */
+    double imitate;
+    const double *targets;
 } l2l_ref_task;
 
 /* One cell for one coordinate: gates (4H) receives the activated i, f, g, o. */

@@ -14,7 +14,11 @@
  * what is returned; meta-Adam goes on updating phi itself. It smooths out the noise
  * of single meta-updates (Polyak averaging).
  * With rescale = L > 0, training unrolls run on the randomly rescaled task
- * f(c . theta) (src/task_rescale.c) and validation on the task itself. */
+ * f(c . theta) (src/task_rescale.c) and validation on the task itself.
+ * With imitate_epochs = K > 0, the first K epochs train phi to make the updates a
+ * hand-written teacher would make from the same gradients (its state reset for every
+ * optimizee), in place of the objective, so that meta-training starts from an optimizer
+ * that already descends instead of one that blows the optimizee up or barely moves it. */
 #include <math.h>
 #include <string.h>
 #include <time.h>
@@ -32,6 +36,14 @@ void l2l_train_config_default(l2l_train_config *cfg)
     cfg->eval_every = 50;
     cfg->n_valid = 20;
     cfg->seed = 1;
+}
+
+/* The teacher's update from grad, as an imitation target (l2l_unroll_set_teacher). */
+static void teacher_target(void *ctx, const float *grad, float *target)
+{
+    l2l_optimizer *o = ctx;
+    memset(target, 0, o->n * sizeof(float));
+    l2l_optimizer_step(o, grad, target); /* theta += update, from theta = 0 */
 }
 
 static double now_seconds(void)
@@ -79,6 +91,12 @@ l2l_status l2l_meta_train(l2l_lstm *net, l2l_task *task, const l2l_train_config 
                              (double)cfg->rollback);
     if (!(cfg->average >= 0 && cfg->average < 1))
         return l2l_error_set(err, L2L_ERR_ARG, "average must be in [0, 1), got %g", (double)cfg->average);
+    if (cfg->imitate_epochs < 0 ||
+        (cfg->imitate_epochs > 0 && (cfg->teacher < L2L_OPT_SGD || cfg->teacher > L2L_OPT_ADAM ||
+                                     !(cfg->teacher_lr > 0) || !isfinite(cfg->teacher_lr))))
+        return l2l_error_set(err, L2L_ERR_ARG, "imitation needs a hand-written teacher with a positive "
+                             "learning rate and imitate_epochs >= 0 (got %d, lr %g)",
+                             cfg->imitate_epochs, (double)cfg->teacher_lr);
     if (!(cfg->rescale >= 0 && cfg->rescale <= 20))
         return l2l_error_set(err, L2L_ERR_ARG, "rescale must be in [0, 20], got %g", (double)cfg->rescale);
     if (cfg->eval_every < 0 || (cfg->eval_every > 0 && cfg->n_valid < 1))
@@ -91,6 +109,9 @@ l2l_status l2l_meta_train(l2l_lstm *net, l2l_task *task, const l2l_train_config 
     l2l_lstm_state state;
     memset(&state, 0, sizeof state);
     l2l_task rescaled = {0}, *train_task = task;
+    l2l_optimizer teacher;
+    memset(&teacher, 0, sizeof teacher);
+    const int imitating = cfg->imitate_epochs > 0;
     float *theta = l2l_alloc(N * sizeof(float));
     float *dphi = l2l_alloc(P * sizeof(float)), *m = l2l_alloc(P * sizeof(float));
     float *v = l2l_alloc(P * sizeof(float)), *best = l2l_alloc(P * sizeof(float));
@@ -99,9 +120,10 @@ l2l_status l2l_meta_train(l2l_lstm *net, l2l_task *task, const l2l_train_config 
     float *raw = averaging ? l2l_alloc(P * sizeof(float)) : NULL;
     double *losses = l2l_alloc((size_t)(T + 1) * sizeof(double));
     float *weights = l2l_alloc((size_t)cfg->steps * sizeof(float)); /* (steps) w_1..w_steps */
+    float *no_weights = imitating ? l2l_alloc((size_t)cfg->unroll * sizeof(float)) : NULL; /* zeros */
     double *curves = l2l_alloc((size_t)(cfg->n_valid > 0 ? cfg->n_valid : 1) * (cfg->steps + 1) * sizeof(double));
     if (!theta || !dphi || !m || !v || !best || !losses || !weights || !curves ||
-        (averaging && (!avg || !raw))) {
+        (averaging && (!avg || !raw)) || (imitating && !no_weights)) {
         st = l2l_error_set(err, L2L_ERR_NOMEM, "cannot allocate meta-training buffers");
         goto done;
     }
@@ -116,6 +138,10 @@ l2l_status l2l_meta_train(l2l_lstm *net, l2l_task *task, const l2l_train_config 
                                : cfg->objective == L2L_OBJECTIVE_LOG_EACH ? 2
                                                                           : 0);
     if ((st = l2l_lstm_state_create(&state, net, N, err))) goto done;
+    if (imitating &&
+        ((st = l2l_optimizer_create(&teacher, cfg->teacher, N, cfg->teacher_lr, NULL, err)) ||
+         (st = l2l_unroll_set_teacher(u, teacher_target, &teacher, 1.0f, err))))
+        goto done;
 
     l2l_rng rng;
     l2l_rng_seed(&rng, cfg->seed, L2L_STREAM_TRAIN);
@@ -130,11 +156,20 @@ l2l_status l2l_meta_train(l2l_lstm *net, l2l_task *task, const l2l_train_config 
     for (int epoch = 1; epoch <= cfg->epochs; epoch++) {
         train_task->sample(train_task->ctx, &rng, theta);
         l2l_lstm_state_zero(&state);
+        const int imitate = epoch <= cfg->imitate_epochs;
+        if (imitating) {
+            l2l_optimizer_reset(&teacher);
+            if (epoch == cfg->imitate_epochs + 1) { /* the objective from here on */
+                l2l_unroll_set_teacher(u, NULL, NULL, 0, NULL);
+                memset(m, 0, P * sizeof(float)), memset(v, 0, P * sizeof(float));
+                adam_t = 0;
+            }
+        }
         double train = 0, gnorm = 0;
         for (int k = 0; k < n_unrolls; k++) {
             memset(dphi, 0, P * sizeof(float));
-            st = l2l_unroll_run(u, net, train_task, theta, &state, weights + (size_t)k * T, &rng, dphi,
-                                losses, err);
+            st = l2l_unroll_run(u, net, train_task, theta, &state,
+                                imitate ? no_weights : weights + (size_t)k * T, &rng, dphi, losses, err);
             if (st) {
                 char msg[sizeof err->msg];
                 snprintf(msg, sizeof msg, "%s", err ? err->msg : "");
@@ -192,8 +227,10 @@ done:
     else if (avg) memcpy(net->phi, avg, P * sizeof(float));
     l2l_unroll_free(u);
     l2l_task_free(&rescaled);
+    if (imitating) l2l_optimizer_free(&teacher);
     l2l_lstm_state_free(&state);
     l2l_free(theta), l2l_free(dphi), l2l_free(m), l2l_free(v), l2l_free(best);
     l2l_free(losses), l2l_free(weights), l2l_free(curves), l2l_free(avg), l2l_free(raw);
+    l2l_free(no_weights);
     return st;
 }

@@ -85,6 +85,8 @@ static void test_usage_errors(void **state)
     expect("train --task mnist --out @/x.safetensors --average 1", 2, "--average expects a decay in [0, 1)");
     expect("train --task mnist --out @/x.safetensors --init @/x.safetensors --p 5", 2, "--init FILE takes");
     expect("train --task mnist --out @/x.safetensors --rescale 21", 2, "--rescale expects a number in [0, 20]");
+    expect("train --task mnist --out @/x.safetensors --imitate nag:0:5", 2, "--imitate expects TEACHER:LR:EPOCHS");
+    expect("train --task mnist --out @/x.safetensors --imitate bfgs:1:5", 2, "--imitate expects TEACHER:LR:EPOCHS");
     expect("train --task mnist --out @/x.safetensors --init @/x.safetensors --out-init 0.1", 2, "--init FILE takes");
     expect("eval --task quadratic --optimizer nag --lr 1 --pool 5", 0, NULL); /* ignored there */
 }
@@ -120,6 +122,9 @@ static void test_pool(void **state)
     expect("train --task mnist --data @ --hidden 2 --epochs 1 --steps 20 --eval-every 0 "
            "--out-init 0.25 --out @/z.safetensors", 0, NULL);
     expect("info @/z.safetensors", 0, "out_init         0.25");
+    expect("train --task mnist --data @ --hidden 2 --epochs 2 --steps 20 --eval-every 0 "
+           "--imitate nag:1:1 --out @/n.safetensors", 0, NULL);
+    expect("info @/n.safetensors", 0, "nag:1:1");
     /* Without a test split, the default pool cannot be sized: say so. */
     char path[512];
     snprintf(path, sizeof path, "%s/t10k-images-idx3-ubyte", dir);

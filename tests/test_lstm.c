@@ -168,11 +168,13 @@ typedef struct {
     double *xs; /* frozen inputs (T, N, D) */
     const double *w; /* meta-loss weights (T) or NULL */
     int log_loss;
+    double imitate, targets[64]; /* imitation weight and targets (T, N) */
 } unroll_case;
 
 static double frozen_meta_loss(unroll_case *uc, const double *phi)
 {
     l2l_ref_task task = quad_ref_task(&uc->q);
+    task.imitate = uc->imitate, task.targets = uc->targets;
     double theta[32], h[256], c[256];
     memcpy(theta, uc->theta0, sizeof theta), memcpy(h, uc->h0, sizeof h), memcpy(c, uc->c0, sizeof c);
     return l2l_ref_unroll(&uc->cfg, phi, &task, uc->T, uc->w, uc->log_loss, theta, h, c, uc->xs, NULL,
@@ -183,11 +185,11 @@ static double frozen_meta_loss(unroll_case *uc, const double *phi)
  * dropped is the exact gradient of the meta-loss with the optimizer's inputs frozen at
  * the values the forward pass saw. Returns the number of mismatches (0 = pass). */
 static int check_unroll_fd(int layers, int hidden, l2l_preproc pre, double scale, int T, int log_loss,
-                           int report)
+                           double imitate, int report)
 {
     static const double w[8] = {0.5, 1.5, 0.25, 2.0, 1.0, 0.75, 1.25, 3.0};
     unroll_case uc = {.cfg = {layers, hidden, pre, 10.0f, (float)scale}, .T = T,
-                      .w = layers == 1 ? w : NULL, .log_loss = log_loss};
+                      .w = layers == 1 ? w : NULL, .log_loss = log_loss, .imitate = imitate};
     if (layers == 0) uc.cfg.hidden = 0;
     l2l_rng rng;
     l2l_rng_seed(&rng, 11 + layers * 3 + hidden, 0);
@@ -199,8 +201,10 @@ static int check_unroll_fd(int layers, int hidden, l2l_preproc pre, double scale
     fill_normal(uc.theta0, N, 1, &rng);
     fill_normal(uc.h0, N * LH, 0.3, &rng), fill_normal(uc.c0, N * LH, 0.3, &rng);
     uc.xs = calloc((size_t)T * N * D, sizeof(double));
+    fill_normal(uc.targets, (size_t)T * N, 0.2, &rng);
 
     l2l_ref_task task = quad_ref_task(&uc.q);
+    task.imitate = uc.imitate, task.targets = uc.targets;
     double theta[32], h[256], c[256];
     memcpy(theta, uc.theta0, sizeof theta), memcpy(h, uc.h0, sizeof h), memcpy(c, uc.c0, sizeof c);
     l2l_ref_unroll(&uc.cfg, phi, &task, T, uc.w, uc.log_loss, theta, h, c, NULL, uc.xs, NULL, dphi);
@@ -255,12 +259,13 @@ static int check_unroll_fd(int layers, int hidden, l2l_preproc pre, double scale
 static void test_unroll_fd(void **state)
 {
     (void)state;
-    assert_int_equal(check_unroll_fd(2, 3, L2L_PREPROC_LOGSIGN, 0.1, 4, 0, 1), 0);
-    assert_int_equal(check_unroll_fd(1, 2, L2L_PREPROC_NONE, 1.0, 3, 0, 1), 0);
-    assert_int_equal(check_unroll_fd(3, 2, L2L_PREPROC_LOGSIGN, 0.5, 3, 1, 1), 0); /* log f */
-    assert_int_equal(check_unroll_fd(2, 3, L2L_PREPROC_LOGSIGN, 0.1, 4, 2, 1), 0); /* mean log f_i */
-    assert_int_equal(check_unroll_fd(0, 0, L2L_PREPROC_NONE, 1.0, 5, 0, 1), 0);
-    assert_int_equal(check_unroll_fd(0, 0, L2L_PREPROC_LOGSIGN, 0.1, 3, 0, 1), 0);
+    assert_int_equal(check_unroll_fd(2, 3, L2L_PREPROC_LOGSIGN, 0.1, 4, 0, 0, 1), 0);
+    assert_int_equal(check_unroll_fd(1, 2, L2L_PREPROC_NONE, 1.0, 3, 0, 0, 1), 0);
+    assert_int_equal(check_unroll_fd(3, 2, L2L_PREPROC_LOGSIGN, 0.5, 3, 1, 0, 1), 0); /* log f */
+    assert_int_equal(check_unroll_fd(2, 3, L2L_PREPROC_LOGSIGN, 0.1, 4, 2, 0, 1), 0); /* mean log f_i */
+    assert_int_equal(check_unroll_fd(2, 3, L2L_PREPROC_LOGSIGN, 0.1, 4, 1, 0.7, 1), 0); /* imitation */
+    assert_int_equal(check_unroll_fd(0, 0, L2L_PREPROC_NONE, 1.0, 5, 0, 0, 1), 0);
+    assert_int_equal(check_unroll_fd(0, 0, L2L_PREPROC_LOGSIGN, 0.1, 3, 0, 0, 1), 0);
 }
 
 /* ------------------------------------------------ fast float vs reference */
@@ -272,7 +277,29 @@ static double rel_err(const double *a, const double *b, size_t n)
     return sqrt(num / (den > 0 ? den : 1));
 }
 
-/* Two consecutive unrolls of T steps, float fast path vs double reference. */
+/* A teacher with state, NAG-like: buf = 0.9 buf + g, target = -0.05 (g + 0.9 buf); it
+ * records its targets, row after row, for the reference to use. */
+typedef struct {
+    size_t n;
+    float buf[64];
+    double *rec; /* (T, n) */
+    int row;
+} test_teacher;
+
+static void teacher_step(void *ctx, const float *grad, float *target)
+{
+    test_teacher *tt = ctx;
+    for (size_t i = 0; i < tt->n; i++) {
+        tt->buf[i] = 0.9f * tt->buf[i] + grad[i];
+        target[i] = -0.05f * (grad[i] + 0.9f * tt->buf[i]);
+        tt->rec[(size_t)tt->row * tt->n + i] = target[i];
+    }
+    tt->row++;
+}
+
+/* Two consecutive unrolls of T steps, float fast path vs double reference.
+ * weighted: 0 plain, 1 meta-loss weights, 2 log f, 3 mean of the parts' log f_i,
+ * 4 weights and imitation of a teacher. */
 static void compare_fast_ref(int layers, int hidden, l2l_preproc pre, float scale, int dim,
                              int batch, int T, int weighted)
 {
@@ -302,14 +329,22 @@ static void compare_fast_ref(int layers, int hidden, l2l_preproc pre, float scal
     l2l_error err;
     assert_int_equal(l2l_lstm_state_create(&st, &net, N, &err), L2L_OK);
     assert_int_equal(l2l_unroll_create(&u, &net, N, T, &err), L2L_OK);
+    test_teacher tt = {.n = N, .rec = calloc((size_t)T * N, sizeof(double))};
+    if (weighted == 4) {
+        assert_int_equal(l2l_unroll_set_teacher(u, teacher_step, &tt, -1, &err), L2L_ERR_ARG);
+        assert_int_equal(l2l_unroll_set_teacher(u, teacher_step, &tt, 3.0f, &err), L2L_OK);
+        rtask.imitate = 3.0, rtask.targets = tt.rec;
+    }
     double losses[64], rlosses[64];
     for (int unroll = 0; unroll < 2; unroll++) {
         memset(dphi, 0, P * sizeof(float));
         memset(rdphi, 0, P * sizeof(double));
-        l2l_unroll_set_log_loss(u, weighted >= 2 ? weighted - 1 : 0);
+        tt.row = 0;
+        l2l_unroll_set_log_loss(u, weighted == 2 || weighted == 3 ? weighted - 1 : 0);
         assert_int_equal(l2l_unroll_run(u, &net, &task, theta, &st, weighted ? wf : NULL, &rng, dphi,
                                         losses, &err), L2L_OK);
-        l2l_ref_unroll(&net.cfg, rphi, &rtask, T, weighted ? wd : NULL, weighted >= 2 ? weighted - 1 : 0, rtheta, rh, rc,
+        if (weighted == 4) assert_int_equal(tt.row, T); /* one target per step */
+        l2l_ref_unroll(&net.cfg, rphi, &rtask, T, weighted ? wd : NULL, weighted == 2 || weighted == 3 ? weighted - 1 : 0, rtheta, rh, rc,
                        NULL, NULL, rlosses, rdphi);
         for (int t = 0; t <= T; t++)
             EXPECT_CLOSE(losses[t], rlosses[t], 1e-6, 1e-4, "L=%d N=%zu unroll %d loss[%d]", L, N, unroll, t);
@@ -332,6 +367,7 @@ static void compare_fast_ref(int layers, int hidden, l2l_preproc pre, float scal
     l2l_unroll_free(u);
     l2l_lstm_state_free(&st);
     l2l_lstm_free(&net);
+    free(tt.rec);
     free(theta), free(dphi), free(rtheta), free(rphi), free(rdphi), free(fdphi), free(rh), free(rc);
 }
 
@@ -344,6 +380,8 @@ static void test_fast_matches_reference(void **state)
     compare_fast_ref(1, 7, L2L_PREPROC_NONE, 0.3f, 3, 8, 3, 0);
     compare_fast_ref(2, 20, L2L_PREPROC_LOGSIGN, 0.1f, 4, 8, 4, 2); /* log meta-loss */
     compare_fast_ref(2, 20, L2L_PREPROC_LOGSIGN, 0.1f, 4, 8, 4, 3); /* mean of the parts' logs */
+    compare_fast_ref(2, 20, L2L_PREPROC_LOGSIGN, 0.1f, 4, 8, 4, 4); /* imitation of a teacher */
+    compare_fast_ref(2, 20, L2L_PREPROC_LOGSIGN, 0.1f, 3, 2, 5, 4); /* the same on a partial tile */
     compare_fast_ref(0, 0, L2L_PREPROC_NONE, 1.0f, 2, 3, 4, 1);
 }
 

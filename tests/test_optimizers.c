@@ -470,6 +470,68 @@ static void test_average(void **state)
     l2l_task_free(&task);
 }
 
+/* Mean squared difference between the learned optimizer's updates and SGD's (lr) along
+ * the learned optimizer's own path on 4 quadratics of 20 steps. */
+static double distance_to_sgd(const l2l_lstm *net, l2l_task *task, float lr)
+{
+    l2l_error err;
+    l2l_optimizer o;
+    assert_int_equal(l2l_optimizer_create(&o, L2L_OPT_LSTM, task->n, 0, net, &err), L2L_OK);
+    float *theta = calloc(task->n, sizeof(float)), *before = calloc(task->n, sizeof(float));
+    float *grad = calloc(task->n, sizeof(float));
+    double d = 0;
+    l2l_rng rng;
+    l2l_rng_seed(&rng, 77, 0);
+    for (int r = 0; r < 4; r++) {
+        task->sample(task->ctx, &rng, theta);
+        l2l_optimizer_reset(&o);
+        for (int t = 0; t < 20; t++) {
+            task->loss_grad(task->ctx, theta, grad, &rng);
+            memcpy(before, theta, task->n * sizeof(float));
+            l2l_optimizer_step(&o, grad, theta);
+            for (size_t i = 0; i < task->n; i++) {
+                double e = (theta[i] - before[i]) - (-lr * grad[i]);
+                d += e * e / (4.0 * 20 * task->n);
+            }
+        }
+    }
+    free(theta), free(before), free(grad);
+    l2l_optimizer_free(&o);
+    return d;
+}
+
+/* Imitation: epochs of imitating SGD bring the learned optimizer's updates close to
+ * SGD's, far closer than the fresh optimizer's; a bad teacher is refused. */
+static void test_imitation(void **state)
+{
+    (void)state;
+    l2l_task task;
+    l2l_error err;
+    l2l_quadratic_config qc = {10, 8, 0};
+    assert_int_equal(l2l_task_quadratic_create(&task, &qc, &err), L2L_OK);
+    l2l_lstm net;
+    l2l_lstm_config lc = {1, 8, L2L_PREPROC_NONE, 10, 0.1f};
+    assert_int_equal(l2l_lstm_create(&net, &lc, &err), L2L_OK);
+    l2l_rng rng;
+    l2l_rng_seed(&rng, 4, L2L_STREAM_INIT);
+    l2l_lstm_init(&net, &rng);
+    const float lr = 0.005f; /* SGD's steps (~0.05) within the optimizer's output range */
+    double d0 = distance_to_sgd(&net, &task, lr);
+    l2l_train_config tc;
+    l2l_train_config_default(&tc);
+    tc.epochs = 150, tc.steps = 20, tc.unroll = 20, tc.eval_every = 0, tc.lr = 0.01f;
+    tc.imitate_epochs = 150, tc.teacher = L2L_OPT_SGD, tc.teacher_lr = lr;
+    assert_int_equal(l2l_meta_train(&net, &task, &tc, NULL, NULL, &err), L2L_OK);
+    double d1 = distance_to_sgd(&net, &task, lr);
+    printf("    mean squared distance to SGD's updates: %.3g fresh, %.3g after imitation\n", d0, d1);
+    assert_true(d1 < 0.01 * d0);
+    tc.teacher_lr = 0;
+    assert_int_equal(l2l_meta_train(&net, &task, &tc, NULL, NULL, &err), L2L_ERR_ARG);
+    assert_non_null(strstr(err.msg, "imitation"));
+    l2l_lstm_free(&net);
+    l2l_task_free(&task);
+}
+
 /* An optimizer that blows up: the NaN is reported with its epoch, and phi stays finite. */
 static void test_divergence_is_reported(void **state)
 {
@@ -508,6 +570,7 @@ int main(void)
         cmocka_unit_test(test_divergence_is_reported),
         cmocka_unit_test(test_rollback),
         cmocka_unit_test(test_average),
+        cmocka_unit_test(test_imitation),
     };
     return cmocka_run_group_tests_name("optimizers", tests, NULL, NULL);
 }

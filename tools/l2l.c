@@ -43,6 +43,8 @@ typedef struct {
     int dim, batch, hidden, layers, steps, runs, unroll, epochs, eval_every, n_valid, tune_runs;
     int lstm_layers, lstm_hidden, threads, quick, meta_batch, pool;
     double lr, clip, p, scale, lr_half_life, rollback, average, rescale, out_init;
+    int imitate_kind, imitate_epochs; /* --imitate OPT:LR:EPOCHS */
+    double imitate_lr;
     int n_mix, mix_hidden[16], mix_layers[16]; /* --mix: network shapes of the meta-batch */
     uint64_t seed;
     int has_batch, has_lr, has_p, has_scale, has_preproc, has_steps, has_pool, has_out_init;
@@ -53,7 +55,7 @@ enum {
     O_RUNS, O_UNROLL, O_EPOCHS, O_EVAL_EVERY, O_VALID, O_TUNE_RUNS, O_LR, O_CLIP, O_P, O_SCALE,
     O_PREPROC, O_LSTM_LAYERS, O_LSTM_HIDDEN, O_SEED, O_OUT, O_CSV, O_LOG, O_OPTIMIZER, O_THREADS,
     O_QUICK, O_WEIGHTING, O_SELECT, O_OBJECTIVE, O_META_BATCH, O_LR_HALF_LIFE, O_POOL, O_ROLLBACK,
-    O_MIX, O_INIT, O_AVERAGE, O_RESCALE, O_OUT_INIT, O_HELP
+    O_MIX, O_INIT, O_AVERAGE, O_RESCALE, O_OUT_INIT, O_IMITATE, O_HELP
 };
 
 static const struct option all_options[] = {
@@ -98,6 +100,7 @@ static const struct option all_options[] = {
     {"average", required_argument, 0, O_AVERAGE},
     {"rescale", required_argument, 0, O_RESCALE},
     {"out-init", required_argument, 0, O_OUT_INIT},
+    {"imitate", required_argument, 0, O_IMITATE},
     {"help", no_argument, 0, O_HELP},
     {0, 0, 0, 0},
 };
@@ -188,6 +191,29 @@ static int parse_mix(const char *cmd, const char *s, opts *o)
     }
     return usage_error(cmd, "--mix expects shapes HIDDEN[xLAYERS] separated by commas "
                             "(hidden 1..4096, layers 1..8), e.g. 20x1,40x1,20x2; got '%s'", s);
+}
+
+/* --imitate nag:1:10: the teacher, its learning rate and the warm-start epochs. */
+static int parse_imitate(const char *cmd, const char *s, opts *o)
+{
+    char name[16], *end;
+    const char *colon = strchr(s, ':');
+    if (colon && (size_t)(colon - s) < sizeof name) {
+        memcpy(name, s, (size_t)(colon - s));
+        name[colon - s] = 0;
+        int kind = l2l_opt_parse(name);
+        errno = 0;
+        double lr = strtod(colon + 1, &end);
+        if (kind >= 0 && !errno && end > colon + 1 && *end == ':' && isfinite(lr) && lr > 0) {
+            long k = strtol(end + 1, &end, 10);
+            if (*end == 0 && k >= 1 && k <= 1000000) {
+                o->imitate_kind = kind, o->imitate_lr = lr, o->imitate_epochs = (int)k;
+                return 0;
+            }
+        }
+    }
+    return usage_error(cmd, "--imitate expects TEACHER:LR:EPOCHS with a teacher sgd, nag, rmsprop "
+                            "or adam, a learning rate > 0 and epochs >= 1, e.g. nag:1:10; got '%s'", s);
 }
 
 static void opts_default(opts *o)
@@ -282,6 +308,7 @@ static int parse_opts(const char *cmd, int argc, char **argv, const int *allowed
                 r = usage_error(cmd, "--rollback expects 0 (off) or a factor > 1, got '%s'", a);
             break;
         case O_MIX: r = parse_mix(cmd, a, o); break;
+        case O_IMITATE: r = parse_imitate(cmd, a, o); break;
         case O_INIT: o->init = a; break;
         case O_RESCALE: r = parse_double(cmd, f, a, 0, 20, &o->rescale); break;
         case O_OUT_INIT: r = parse_double(cmd, f, a, 0, 1e3, &o->out_init), o->has_out_init = 1; break;
@@ -473,6 +500,9 @@ static const char train_help[] =
     "  --rollback F             when validation is worse than F x the best so far, go back to\n"
     "                           the best phi and restart meta-Adam (default 0: off)\n"
     "  --init FILE              start from FILE's optimizer instead of a fresh one\n"
+    "  --imitate T:LR:K         warm start: for the first K epochs train the optimizer to make\n"
+    "                           the updates of teacher T (sgd|nag|rmsprop|adam) at learning rate\n"
+    "                           LR from the same gradients, then the meta-objective (off)\n"
     "  --out-init F             multiply the fresh optimizer's initial output weights by F\n"
     "                           (default 1: the authors' truncated normal, std 1/sqrt(H))\n"
     "  --average D              validate and keep the moving average of phi over meta-updates,\n"
@@ -490,7 +520,7 @@ static int cmd_train(int argc, char **argv)
                                   O_LSTM_HIDDEN, O_SEED, O_OUT, O_LOG, O_THREADS, O_WEIGHTING,
                                   O_SELECT, O_OBJECTIVE, O_META_BATCH, O_LR_HALF_LIFE,
                                   O_ROLLBACK, O_MIX, O_INIT, O_AVERAGE, O_RESCALE,
-                                  O_OUT_INIT, 0};
+                                  O_OUT_INIT, O_IMITATE, 0};
     opts o;
     int first, r = parse_opts("train", argc, argv, allowed, train_help, &o, &first);
     if (r) return r < 0 ? 0 : r;
@@ -579,6 +609,9 @@ static int cmd_train(int argc, char **argv)
     tcfg.rollback = (float)o.rollback;
     tcfg.average = (float)o.average;
     tcfg.rescale = (float)o.rescale;
+    tcfg.imitate_epochs = o.imitate_epochs;
+    tcfg.teacher = (l2l_opt_kind)o.imitate_kind;
+    tcfg.teacher_lr = (float)o.imitate_lr;
     fprintf(stderr, "l2l train: %s, %zu coordinates, LSTM %dx%d (%zu weights), %d epochs x %d steps (unroll %d)\n",
             task.name, task.n, lc.layers, lc.hidden, net.n_params, o.epochs, o.steps, o.unroll);
     signal(SIGINT, on_sigint);
@@ -593,7 +626,7 @@ static int cmd_train(int argc, char **argv)
     if (st) fprintf(stderr, "l2l train: error: %s\n", err.msg);
 
     /* Save whatever is best so far, even after an error or an interrupt. */
-    l2l_kv meta[32];
+    l2l_kv meta[40]; /* with the checkpoint's own keys, within L2L_MAX_META */
     int nm = 0;
 #define META(K, ...) (snprintf(meta[nm].key, sizeof meta[nm].key, "%s", K), \
                       snprintf(meta[nm].value, sizeof meta[nm].value, __VA_ARGS__), nm++)
@@ -627,6 +660,8 @@ static int cmd_train(int argc, char **argv)
     META("average", "%g", o.average);
     META("rescale", "%g", o.rescale);
     META("out_init", "%g", o.out_init);
+    if (o.imitate_epochs)
+        META("imitate", "%s:%g:%d", l2l_opt_name((l2l_opt_kind)o.imitate_kind), o.imitate_lr, o.imitate_epochs);
     if (o.init) META("init", "%s", o.init);
     if (o.n_mix) {
         char mix[200] = "";
