@@ -389,6 +389,9 @@ typedef struct {
                            instead of the objective: a warm start; 0 = off */
     l2l_opt_kind teacher;    /* L2L_OPT_SGD .. L2L_OPT_ADAM */
     float teacher_lr;
+    float imitate_weight; /* W > 0: after the warm start (or from the first epoch when
+                             imitate_epochs = 0) the meta-loss is the objective plus W x
+                             the imitation term, which keeps phi near the teacher; 0 = off */
 } l2l_train_config;
 
 typedef struct {

@@ -18,7 +18,8 @@
  * With imitate_epochs = K > 0, the first K epochs train phi to make the updates a
  * hand-written teacher would make from the same gradients (its state reset for every
  * optimizee), in place of the objective, so that meta-training starts from an optimizer
- * that already descends instead of one that blows the optimizee up or barely moves it. */
+ * that already descends instead of one that blows the optimizee up or barely moves it.
+ * With imitate_weight = W > 0, the objective that follows keeps W x the imitation term. */
 #include <math.h>
 #include <string.h>
 #include <time.h>
@@ -91,12 +92,14 @@ l2l_status l2l_meta_train(l2l_lstm *net, l2l_task *task, const l2l_train_config 
                              (double)cfg->rollback);
     if (!(cfg->average >= 0 && cfg->average < 1))
         return l2l_error_set(err, L2L_ERR_ARG, "average must be in [0, 1), got %g", (double)cfg->average);
-    if (cfg->imitate_epochs < 0 ||
-        (cfg->imitate_epochs > 0 && (cfg->teacher < L2L_OPT_SGD || cfg->teacher > L2L_OPT_ADAM ||
-                                     !(cfg->teacher_lr > 0) || !isfinite(cfg->teacher_lr))))
+    const int imitating = cfg->imitate_epochs > 0 || cfg->imitate_weight > 0;
+    if (cfg->imitate_epochs < 0 || !(cfg->imitate_weight >= 0 && isfinite(cfg->imitate_weight)) ||
+        (imitating && (cfg->teacher < L2L_OPT_SGD || cfg->teacher > L2L_OPT_ADAM ||
+                       !(cfg->teacher_lr > 0) || !isfinite(cfg->teacher_lr))))
         return l2l_error_set(err, L2L_ERR_ARG, "imitation needs a hand-written teacher with a positive "
-                             "learning rate and imitate_epochs >= 0 (got %d, lr %g)",
-                             cfg->imitate_epochs, (double)cfg->teacher_lr);
+                             "learning rate, imitate_epochs >= 0 and a weight >= 0 (got %d epochs, "
+                             "lr %g, weight %g)", cfg->imitate_epochs, (double)cfg->teacher_lr,
+                             (double)cfg->imitate_weight);
     if (!(cfg->rescale >= 0 && cfg->rescale <= 20))
         return l2l_error_set(err, L2L_ERR_ARG, "rescale must be in [0, 20], got %g", (double)cfg->rescale);
     if (cfg->eval_every < 0 || (cfg->eval_every > 0 && cfg->n_valid < 1))
@@ -111,7 +114,6 @@ l2l_status l2l_meta_train(l2l_lstm *net, l2l_task *task, const l2l_train_config 
     l2l_task rescaled = {0}, *train_task = task;
     l2l_optimizer teacher;
     memset(&teacher, 0, sizeof teacher);
-    const int imitating = cfg->imitate_epochs > 0;
     float *theta = l2l_alloc(N * sizeof(float));
     float *dphi = l2l_alloc(P * sizeof(float)), *m = l2l_alloc(P * sizeof(float));
     float *v = l2l_alloc(P * sizeof(float)), *best = l2l_alloc(P * sizeof(float));
@@ -140,7 +142,8 @@ l2l_status l2l_meta_train(l2l_lstm *net, l2l_task *task, const l2l_train_config 
     if ((st = l2l_lstm_state_create(&state, net, N, err))) goto done;
     if (imitating &&
         ((st = l2l_optimizer_create(&teacher, cfg->teacher, N, cfg->teacher_lr, NULL, err)) ||
-         (st = l2l_unroll_set_teacher(u, teacher_target, &teacher, 1.0f, err))))
+         (st = l2l_unroll_set_teacher(u, teacher_target, &teacher,
+                                      cfg->imitate_epochs > 0 ? 1.0f : cfg->imitate_weight, err))))
         goto done;
 
     l2l_rng rng;
@@ -159,8 +162,9 @@ l2l_status l2l_meta_train(l2l_lstm *net, l2l_task *task, const l2l_train_config 
         const int imitate = epoch <= cfg->imitate_epochs;
         if (imitating) {
             l2l_optimizer_reset(&teacher);
-            if (epoch == cfg->imitate_epochs + 1) { /* the objective from here on */
-                l2l_unroll_set_teacher(u, NULL, NULL, 0, NULL);
+            if (epoch == cfg->imitate_epochs + 1 && cfg->imitate_epochs > 0) { /* the objective from here on */
+                if (cfg->imitate_weight > 0) l2l_unroll_set_teacher(u, teacher_target, &teacher, cfg->imitate_weight, NULL);
+                else l2l_unroll_set_teacher(u, NULL, NULL, 0, NULL);
                 memset(m, 0, P * sizeof(float)), memset(v, 0, P * sizeof(float));
                 adam_t = 0;
             }

@@ -87,6 +87,8 @@ static void test_usage_errors(void **state)
     expect("train --task mnist --out @/x.safetensors --rescale 21", 2, "--rescale expects a number in [0, 20]");
     expect("train --task mnist --out @/x.safetensors --imitate nag:0:5", 2, "--imitate expects TEACHER:LR:EPOCHS");
     expect("train --task mnist --out @/x.safetensors --imitate bfgs:1:5", 2, "--imitate expects TEACHER:LR:EPOCHS");
+    expect("train --task mnist --out @/x.safetensors --imitate nag:1:0", 2, "not both 0");
+    expect("train --task mnist --out @/x.safetensors --imitate nag:1:5:-1", 2, "--imitate expects");
     expect("train --task mnist --out @/x.safetensors --init @/x.safetensors --out-init 0.1", 2, "--init FILE takes");
     expect("eval --task quadratic --optimizer nag --lr 1 --pool 5", 0, NULL); /* ignored there */
 }
@@ -124,7 +126,10 @@ static void test_pool(void **state)
     expect("info @/z.safetensors", 0, "out_init         0.25");
     expect("train --task mnist --data @ --hidden 2 --epochs 2 --steps 20 --eval-every 0 "
            "--imitate nag:1:1 --out @/n.safetensors", 0, NULL);
-    expect("info @/n.safetensors", 0, "nag:1:1");
+    expect("info @/n.safetensors", 0, "nag:1:1:0");
+    expect("train --task mnist --data @ --hidden 2 --epochs 1 --steps 20 --eval-every 0 "
+           "--imitate adam:0.01:0:500 --out @/w.safetensors", 0, NULL);
+    expect("info @/w.safetensors", 0, "adam:0.01:0:500");
     /* Without a test split, the default pool cannot be sized: say so. */
     char path[512];
     snprintf(path, sizeof path, "%s/t10k-images-idx3-ubyte", dir);

@@ -525,6 +525,18 @@ static void test_imitation(void **state)
     double d1 = distance_to_sgd(&net, &task, lr);
     printf("    mean squared distance to SGD's updates: %.3g fresh, %.3g after imitation\n", d0, d1);
     assert_true(d1 < 0.01 * d0);
+    /* No warm start, the objective plus a heavy imitation term: pulled towards SGD too */
+    l2l_rng_seed(&rng, 4, L2L_STREAM_INIT);
+    l2l_lstm_init(&net, &rng);
+    tc.imitate_epochs = 0, tc.imitate_weight = 1e4f;
+    assert_int_equal(l2l_meta_train(&net, &task, &tc, NULL, NULL, &err), L2L_OK);
+    double d2 = distance_to_sgd(&net, &task, lr);
+    printf("    %.3g with the objective plus 1e4 x imitation\n", d2);
+    assert_true(d2 < 0.1 * d0);
+    tc.imitate_weight = -1;
+    assert_int_equal(l2l_meta_train(&net, &task, &tc, NULL, NULL, &err), L2L_ERR_ARG);
+    tc.imitate_weight = 0;
+    tc.imitate_epochs = 150;
     tc.teacher_lr = 0;
     assert_int_equal(l2l_meta_train(&net, &task, &tc, NULL, NULL, &err), L2L_ERR_ARG);
     assert_non_null(strstr(err.msg, "imitation"));

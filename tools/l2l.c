@@ -43,8 +43,8 @@ typedef struct {
     int dim, batch, hidden, layers, steps, runs, unroll, epochs, eval_every, n_valid, tune_runs;
     int lstm_layers, lstm_hidden, threads, quick, meta_batch, pool;
     double lr, clip, p, scale, lr_half_life, rollback, average, rescale, out_init;
-    int imitate_kind, imitate_epochs; /* --imitate OPT:LR:EPOCHS */
-    double imitate_lr;
+    int imitate_kind, imitate_epochs; /* --imitate OPT:LR:EPOCHS[:WEIGHT] */
+    double imitate_lr, imitate_weight;
     int n_mix, mix_hidden[16], mix_layers[16]; /* --mix: network shapes of the meta-batch */
     uint64_t seed;
     int has_batch, has_lr, has_p, has_scale, has_preproc, has_steps, has_pool, has_out_init;
@@ -193,7 +193,8 @@ static int parse_mix(const char *cmd, const char *s, opts *o)
                             "(hidden 1..4096, layers 1..8), e.g. 20x1,40x1,20x2; got '%s'", s);
 }
 
-/* --imitate nag:1:10: the teacher, its learning rate and the warm-start epochs. */
+/* --imitate nag:1:10[:W]: the teacher, its learning rate, the warm-start epochs and the
+ * weight the imitation keeps afterwards. */
 static int parse_imitate(const char *cmd, const char *s, opts *o)
 {
     char name[16], *end;
@@ -206,14 +207,22 @@ static int parse_imitate(const char *cmd, const char *s, opts *o)
         double lr = strtod(colon + 1, &end);
         if (kind >= 0 && !errno && end > colon + 1 && *end == ':' && isfinite(lr) && lr > 0) {
             long k = strtol(end + 1, &end, 10);
-            if (*end == 0 && k >= 1 && k <= 1000000) {
+            double w = 0;
+            if (*end == ':') {
+                const char *ws = end + 1;
+                w = strtod(ws, &end);
+                if (end == ws || !isfinite(w) || w < 0) end = (char *)"x";
+            }
+            if (*end == 0 && k >= 0 && k <= 1000000 && (k > 0 || w > 0)) {
                 o->imitate_kind = kind, o->imitate_lr = lr, o->imitate_epochs = (int)k;
+                o->imitate_weight = w;
                 return 0;
             }
         }
     }
-    return usage_error(cmd, "--imitate expects TEACHER:LR:EPOCHS with a teacher sgd, nag, rmsprop "
-                            "or adam, a learning rate > 0 and epochs >= 1, e.g. nag:1:10; got '%s'", s);
+    return usage_error(cmd, "--imitate expects TEACHER:LR:EPOCHS[:WEIGHT] with a teacher sgd, nag, "
+                            "rmsprop or adam, a learning rate > 0, epochs >= 0 and a weight >= 0, "
+                            "not both 0, e.g. nag:1:10 or nag:1:0:1000; got '%s'", s);
 }
 
 static void opts_default(opts *o)
@@ -502,7 +511,9 @@ static const char train_help[] =
     "  --init FILE              start from FILE's optimizer instead of a fresh one\n"
     "  --imitate T:LR:K         warm start: for the first K epochs train the optimizer to make\n"
     "                           the updates of teacher T (sgd|nag|rmsprop|adam) at learning rate\n"
-    "                           LR from the same gradients, then the meta-objective (off)\n"
+    "                           LR from the same gradients, then the meta-objective (off);\n"
+    "                           T:LR:K:W keeps W x the imitation term in the meta-loss after\n"
+    "                           the K epochs (K may be 0)\n"
     "  --out-init F             multiply the fresh optimizer's initial output weights by F\n"
     "                           (default 1: the authors' truncated normal, std 1/sqrt(H))\n"
     "  --average D              validate and keep the moving average of phi over meta-updates,\n"
@@ -612,6 +623,7 @@ static int cmd_train(int argc, char **argv)
     tcfg.imitate_epochs = o.imitate_epochs;
     tcfg.teacher = (l2l_opt_kind)o.imitate_kind;
     tcfg.teacher_lr = (float)o.imitate_lr;
+    tcfg.imitate_weight = (float)o.imitate_weight;
     fprintf(stderr, "l2l train: %s, %zu coordinates, LSTM %dx%d (%zu weights), %d epochs x %d steps (unroll %d)\n",
             task.name, task.n, lc.layers, lc.hidden, net.n_params, o.epochs, o.steps, o.unroll);
     signal(SIGINT, on_sigint);
@@ -660,8 +672,9 @@ static int cmd_train(int argc, char **argv)
     META("average", "%g", o.average);
     META("rescale", "%g", o.rescale);
     META("out_init", "%g", o.out_init);
-    if (o.imitate_epochs)
-        META("imitate", "%s:%g:%d", l2l_opt_name((l2l_opt_kind)o.imitate_kind), o.imitate_lr, o.imitate_epochs);
+    if (o.imitate_epochs || o.imitate_weight)
+        META("imitate", "%s:%g:%d:%g", l2l_opt_name((l2l_opt_kind)o.imitate_kind), o.imitate_lr,
+             o.imitate_epochs, o.imitate_weight);
     if (o.init) META("init", "%s", o.init);
     if (o.n_mix) {
         char mix[200] = "";
