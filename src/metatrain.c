@@ -140,10 +140,9 @@ l2l_status l2l_meta_train(l2l_lstm *net, l2l_task *task, const l2l_train_config 
                                : cfg->objective == L2L_OBJECTIVE_LOG_EACH ? 2
                                                                           : 0);
     if ((st = l2l_lstm_state_create(&state, net, N, err))) goto done;
-    if (imitating &&
+    if (imitating && /* the teacher's weight is set epoch by epoch below */
         ((st = l2l_optimizer_create(&teacher, cfg->teacher, N, cfg->teacher_lr, NULL, err)) ||
-         (st = l2l_unroll_set_teacher(u, teacher_target, &teacher,
-                                      cfg->imitate_epochs > 0 ? 1.0f : cfg->imitate_weight, err))))
+         (st = l2l_unroll_set_teacher(u, teacher_target, &teacher, 1.0f, err))))
         goto done;
 
     l2l_rng rng;
@@ -162,9 +161,10 @@ l2l_status l2l_meta_train(l2l_lstm *net, l2l_task *task, const l2l_train_config 
         const int imitate = epoch <= cfg->imitate_epochs;
         if (imitating) {
             l2l_optimizer_reset(&teacher);
-            if (epoch == cfg->imitate_epochs + 1 && cfg->imitate_epochs > 0) { /* the objective from here on */
-                if (cfg->imitate_weight > 0) l2l_unroll_set_teacher(u, teacher_target, &teacher, cfg->imitate_weight, NULL);
-                else l2l_unroll_set_teacher(u, NULL, NULL, 0, NULL);
+            const float lambda = imitate ? 1.0f : cfg->imitate_weight;
+            l2l_unroll_set_teacher(u, lambda > 0 ? teacher_target : NULL, &teacher, lambda, NULL);
+            if (epoch == cfg->imitate_epochs + 1 && cfg->imitate_epochs > 0) {
+                /* the objective from here on, with a fresh meta-Adam */
                 memset(m, 0, P * sizeof(float)), memset(v, 0, P * sizeof(float));
                 adam_t = 0;
             }
