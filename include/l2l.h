@@ -62,7 +62,8 @@ enum {
     L2L_STREAM_TRAIN = 1,
     L2L_STREAM_VALID = 2,
     L2L_STREAM_TEST = 3,
-    L2L_STREAM_INIT = 4
+    L2L_STREAM_INIT = 4,
+    L2L_STREAM_ES = 5 /* evolution-strategies perturbations of phi */
 };
 
 /* ----------------------------------------------------------------- tasks */
@@ -392,6 +393,11 @@ typedef struct {
     float imitate_weight; /* W > 0: after the warm start (or from the first epoch when
                              imitate_epochs = 0) the meta-loss is the objective plus W x
                              the imitation term, which keeps phi near the teacher; 0 = off */
+    int es_pairs;     /* K > 0: one meta-update per epoch from the antithetic evolution-
+                         strategies estimate over the whole run (K pairs of runs at
+                         phi +- es_sigma e, the same minibatches), in place of truncated
+                         backpropagation (Metz et al. 2019); 0 = off */
+    float es_sigma;
 } l2l_train_config;
 
 typedef struct {

@@ -33,4 +33,27 @@ void l2l_free(void *p);
  * (src/task_rescale.c). Borrows inner, which must outlive task; free with l2l_task_free. */
 l2l_status l2l_task_rescale_create(l2l_task *task, l2l_task *inner, float spread, l2l_error *err);
 
+/* Evolution-strategies meta-gradients (src/es.c). */
+typedef struct {
+    l2l_lstm pert;        /* phi +- sigma e */
+    l2l_lstm_state state;
+    float *theta, *grad, *update; /* (N) */
+    float *eps;           /* (P) */
+} l2l_es_buffers;
+
+l2l_status l2l_es_buffers_create(l2l_es_buffers *b, const l2l_lstm *net, size_t n, l2l_error *err);
+void l2l_es_buffers_free(l2l_es_buffers *b);
+/* The meta-loss of one run of net on task from theta0 over `steps` steps with the
+ * minibatch stream rng (copied); +Inf if it diverged. mean_f (may be NULL) receives
+ * the mean of f over steps 1..steps. */
+double l2l_es_rollout(const l2l_lstm *net, l2l_task *task, const float *theta0, l2l_rng rng,
+                      const float *weights, int steps, int log_loss, l2l_es_buffers *b,
+                      double *mean_f);
+/* g (P) = the antithetic ES estimate of the meta-loss's gradient from `pairs` pairs of
+ * runs at phi +- sigma e (e drawn from noise); returns the pairs used (those where
+ * neither run diverged). */
+int l2l_es_gradient(const l2l_lstm *net, l2l_task *task, const float *theta0, l2l_rng rng,
+                    const float *weights, int steps, int log_loss, int pairs, float sigma,
+                    l2l_rng *noise, l2l_es_buffers *b, float *g);
+
 #endif

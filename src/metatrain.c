@@ -19,7 +19,9 @@
  * hand-written teacher would make from the same gradients (its state reset for every
  * optimizee), in place of the objective, so that meta-training starts from an optimizer
  * that already descends instead of one that blows the optimizee up or barely moves it.
- * With imitate_weight = W > 0, the objective that follows keeps W x the imitation term. */
+ * With imitate_weight = W > 0, the objective that follows keeps W x the imitation term.
+ * With es_pairs = K > 0, every epoch makes one meta-update from the evolution-strategies
+ * estimate of the whole run's meta-loss gradient (src/es.c) instead of one per unroll. */
 #include <math.h>
 #include <string.h>
 #include <time.h>
@@ -100,6 +102,13 @@ l2l_status l2l_meta_train(l2l_lstm *net, l2l_task *task, const l2l_train_config 
                              "learning rate, imitate_epochs >= 0 and a weight >= 0 (got %d epochs, "
                              "lr %g, weight %g)", cfg->imitate_epochs, (double)cfg->teacher_lr,
                              (double)cfg->imitate_weight);
+    const int es = cfg->es_pairs > 0;
+    if (cfg->es_pairs < 0 || (es && !(cfg->es_sigma > 0 && isfinite(cfg->es_sigma))))
+        return l2l_error_set(err, L2L_ERR_ARG, "evolution strategies need es_pairs >= 0 and a "
+                             "positive sigma (got %d pairs, sigma %g)", cfg->es_pairs, (double)cfg->es_sigma);
+    if (es && (imitating || cfg->objective == L2L_OBJECTIVE_LOG_EACH))
+        return l2l_error_set(err, L2L_ERR_ARG, "evolution strategies work with the sum and log "
+                             "objectives only, without imitation");
     if (!(cfg->rescale >= 0 && cfg->rescale <= 20))
         return l2l_error_set(err, L2L_ERR_ARG, "rescale must be in [0, 20], got %g", (double)cfg->rescale);
     if (cfg->eval_every < 0 || (cfg->eval_every > 0 && cfg->n_valid < 1))
@@ -114,6 +123,10 @@ l2l_status l2l_meta_train(l2l_lstm *net, l2l_task *task, const l2l_train_config 
     l2l_task rescaled = {0}, *train_task = task;
     l2l_optimizer teacher;
     memset(&teacher, 0, sizeof teacher);
+    l2l_es_buffers esb;
+    memset(&esb, 0, sizeof esb);
+    l2l_rng noise;
+    l2l_rng_seed(&noise, cfg->seed, L2L_STREAM_ES);
     float *theta = l2l_alloc(N * sizeof(float));
     float *dphi = l2l_alloc(P * sizeof(float)), *m = l2l_alloc(P * sizeof(float));
     float *v = l2l_alloc(P * sizeof(float)), *best = l2l_alloc(P * sizeof(float));
@@ -140,6 +153,7 @@ l2l_status l2l_meta_train(l2l_lstm *net, l2l_task *task, const l2l_train_config 
                                : cfg->objective == L2L_OBJECTIVE_LOG_EACH ? 2
                                                                           : 0);
     if ((st = l2l_lstm_state_create(&state, net, N, err))) goto done;
+    if (es && (st = l2l_es_buffers_create(&esb, net, N, err))) goto done;
     if (imitating && /* the teacher's weight is set epoch by epoch below */
         ((st = l2l_optimizer_create(&teacher, cfg->teacher, N, cfg->teacher_lr, NULL, err)) ||
          (st = l2l_unroll_set_teacher(u, teacher_target, &teacher, 1.0f, err))))
@@ -170,10 +184,23 @@ l2l_status l2l_meta_train(l2l_lstm *net, l2l_task *task, const l2l_train_config 
             }
         }
         double train = 0, gnorm = 0;
-        for (int k = 0; k < n_unrolls; k++) {
+        const int n_updates = es ? 1 : n_unrolls;
+        for (int k = 0; k < n_updates; k++) {
             memset(dphi, 0, P * sizeof(float));
-            st = l2l_unroll_run(u, net, train_task, theta, &state,
-                                imitate ? no_weights : weights + (size_t)k * T, &rng, dphi, losses, err);
+            if (es) { /* the whole run, its minibatches from a stream of its own */
+                l2l_rng mb;
+                l2l_rng_seed(&mb, l2l_rng_u64(&rng), 0);
+                const int log_loss = cfg->objective == L2L_OBJECTIVE_LOG;
+                double mean_f = INFINITY;
+                l2l_es_rollout(net, train_task, theta, mb, weights, cfg->steps, log_loss, &esb, &mean_f);
+                train += mean_f * cfg->steps;
+                l2l_es_gradient(net, train_task, theta, mb, weights, cfg->steps, log_loss, cfg->es_pairs,
+                                cfg->es_sigma, &noise, &esb, dphi);
+            } else {
+                st = l2l_unroll_run(u, net, train_task, theta, &state,
+                                    imitate ? no_weights : weights + (size_t)k * T, &rng, dphi, losses, err);
+                for (int t = 1; t <= T; t++) train += losses[t];
+            }
             if (st) {
                 char msg[sizeof err->msg];
                 snprintf(msg, sizeof msg, "%s", err ? err->msg : "");
@@ -183,7 +210,6 @@ l2l_status l2l_meta_train(l2l_lstm *net, l2l_task *task, const l2l_train_config 
                               epoch, k + 1, k * T, (k + 1) * T, msg);
                 goto done;
             }
-            for (int t = 1; t <= T; t++) train += losses[t];
             double norm2 = 0;
             for (size_t i = 0; i < P; i++) norm2 += (double)dphi[i] * dphi[i];
             double norm = sqrt(norm2);
@@ -199,7 +225,7 @@ l2l_status l2l_meta_train(l2l_lstm *net, l2l_task *task, const l2l_train_config 
         }
         pr.epoch = epoch;
         pr.train_loss = train / cfg->steps;
-        pr.grad_norm = gnorm / n_unrolls;
+        pr.grad_norm = gnorm / n_updates;
         pr.valid_loss = NAN;
         if (cfg->eval_every > 0 && (epoch % cfg->eval_every == 0 || epoch == cfg->epochs)) {
             if (averaging) { /* score the average: phi is set aside meanwhile */
@@ -232,6 +258,7 @@ done:
     l2l_unroll_free(u);
     l2l_task_free(&rescaled);
     if (imitating) l2l_optimizer_free(&teacher);
+    l2l_es_buffers_free(&esb);
     l2l_lstm_state_free(&state);
     l2l_free(theta), l2l_free(dphi), l2l_free(m), l2l_free(v), l2l_free(best);
     l2l_free(losses), l2l_free(weights), l2l_free(curves), l2l_free(avg), l2l_free(raw);

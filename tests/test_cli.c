@@ -88,6 +88,7 @@ static void test_usage_errors(void **state)
     expect("train --task mnist --out @/x.safetensors --imitate nag:0:5", 2, "--imitate expects TEACHER:LR:EPOCHS");
     expect("train --task mnist --out @/x.safetensors --imitate bfgs:1:5", 2, "--imitate expects TEACHER:LR:EPOCHS");
     expect("train --task mnist --out @/x.safetensors --imitate nag:1:0", 2, "not both 0");
+    expect("train --task mnist --out @/x.safetensors --es 8", 2, "--es expects PAIRS:SIGMA");
     expect("train --task mnist --out @/x.safetensors --imitate nag:1:5:-1", 2, "--imitate expects");
     expect("train --task mnist --out @/x.safetensors --init @/x.safetensors --out-init 0.1", 2, "--init FILE takes");
     expect("eval --task quadratic --optimizer nag --lr 1 --pool 5", 0, NULL); /* ignored there */
@@ -130,6 +131,11 @@ static void test_pool(void **state)
     expect("train --task mnist --data @ --hidden 2 --epochs 1 --steps 20 --eval-every 0 "
            "--imitate adam:0.01:0:500 --out @/w.safetensors", 0, NULL);
     expect("info @/w.safetensors", 0, "adam:0.01:0:500");
+    expect("train --task mnist --data @ --hidden 2 --epochs 1 --steps 20 --eval-every 0 "
+           "--es 2:0.01 --out @/v.safetensors", 0, NULL);
+    expect("info @/v.safetensors", 0, "2:0.01");
+    expect("train --task mnist --data @ --hidden 2 --epochs 1 --steps 20 --eval-every 0 "
+           "--es 2:0.01 --imitate nag:1:1 --out @/v.safetensors", 1, "without imitation");
     /* Without a test split, the default pool cannot be sized: say so. */
     char path[512];
     snprintf(path, sizeof path, "%s/t10k-images-idx3-ubyte", dir);

@@ -544,6 +544,90 @@ static void test_imitation(void **state)
     l2l_task_free(&task);
 }
 
+/* The meta-loss sum_{t=1..steps} f(theta_t) of one run, written out with the public
+ * optimizer interface: the truth for the ES estimate. */
+static double run_loss(const l2l_lstm *net, l2l_task *task, const float *theta0, l2l_rng rng, int steps)
+{
+    l2l_error err;
+    l2l_optimizer o;
+    assert_int_equal(l2l_optimizer_create(&o, L2L_OPT_LSTM, task->n, 0, net, &err), L2L_OK);
+    float theta[8], grad[8];
+    memcpy(theta, theta0, task->n * sizeof(float));
+    double L = 0;
+    for (int t = 0; t <= steps; t++) {
+        double f = task->loss_grad(task->ctx, theta, grad, &rng);
+        if (t > 0) L += f;
+        if (t < steps) l2l_optimizer_step(&o, grad, theta);
+    }
+    l2l_optimizer_free(&o);
+    return L;
+}
+
+/* Evolution strategies: with many pairs and a small sigma the estimate is the gradient of
+ * the run's meta-loss (central differences, second derivatives included); meta-training
+ * with it improves the optimizer; bad settings are refused. */
+static void test_evolution_strategies(void **state)
+{
+    (void)state;
+    l2l_task task;
+    l2l_error err;
+    l2l_quadratic_config qc = {3, 1, 0};
+    assert_int_equal(l2l_task_quadratic_create(&task, &qc, &err), L2L_OK);
+    l2l_lstm net; /* a linear map of the gradient: 2 weights, smooth in phi */
+    l2l_lstm_config lc = {0, 0, L2L_PREPROC_NONE, 10, 0.1f};
+    assert_int_equal(l2l_lstm_create(&net, &lc, &err), L2L_OK);
+    net.phi[0] = -0.5f, net.phi[1] = 0.05f;
+    l2l_rng rng, mb, noise;
+    l2l_rng_seed(&rng, 6, 0);
+    float theta0[3];
+    task.sample(task.ctx, &rng, theta0);
+    l2l_rng_seed(&mb, 7, 0);
+    l2l_rng_seed(&noise, 8, 0);
+    enum { STEPS = 5, PAIRS = 4000 };
+    double fd[2];
+    for (int i = 0; i < 2; i++) {
+        const float h = 1e-3f, saved = net.phi[i];
+        net.phi[i] = saved + h;
+        double lp = run_loss(&net, &task, theta0, mb, STEPS);
+        net.phi[i] = saved - h;
+        double lm = run_loss(&net, &task, theta0, mb, STEPS);
+        net.phi[i] = saved;
+        fd[i] = (lp - lm) / (2 * h);
+    }
+    l2l_es_buffers b;
+    assert_int_equal(l2l_es_buffers_create(&b, &net, task.n, &err), L2L_OK);
+    EXPECT_CLOSE(l2l_es_rollout(&net, &task, theta0, mb, NULL, STEPS, 0, &b, NULL),
+                 run_loss(&net, &task, theta0, mb, STEPS), 1e-9, 1e-6, "rollout meta-loss");
+    float g[2];
+    assert_int_equal(l2l_es_gradient(&net, &task, theta0, mb, NULL, STEPS, 0, PAIRS, 1e-3f, &noise, &b, g), PAIRS);
+    /* the estimate's relative standard error is about sqrt((P + 1) / PAIRS) = 2.7 % */
+    double num = 0, den = 0;
+    for (int i = 0; i < 2; i++) num += (g[i] - fd[i]) * (g[i] - fd[i]), den += fd[i] * fd[i];
+    printf("    ES (%d pairs) %.5g %.5g, finite differences %.5g %.5g\n", PAIRS, g[0], g[1], fd[0], fd[1]);
+    assert_true(sqrt(num / den) < 0.1);
+    l2l_es_buffers_free(&b);
+
+    /* meta-training with it: the validated meta-objective improves on the start */
+    l2l_train_config tc;
+    l2l_train_config_default(&tc);
+    tc.epochs = 60, tc.steps = 10, tc.unroll = 10, tc.eval_every = 10, tc.n_valid = 8, tc.lr = 0.01f;
+    tc.es_pairs = 4, tc.es_sigma = 0.01f;
+    l2l_train_progress last;
+    net.phi[0] = 0.0f, net.phi[1] = 0.0f; /* no update at all: f stays where it starts */
+    double curves[8 * 11], start = 0; /* the validation score of phi = 0, as meta-training scores it */
+    assert_int_equal(l2l_evaluate(&task, L2L_OPT_LSTM, 0, &net, 8, 10, tc.seed, L2L_STREAM_VALID, curves, &err), L2L_OK);
+    for (int r = 0; r < 8; r++)
+        for (int t = 1; t <= 10; t++) start += curves[r * 11 + t] / 80;
+    assert_int_equal(l2l_meta_train(&net, &task, &tc, keep_progress, &last, &err), L2L_OK);
+    printf("    validation: %.4g for phi = 0, %.4g after 60 ES epochs\n", start, last.best_valid);
+    assert_true(last.best_valid < 0.5 * start);
+    tc.es_sigma = 0;
+    assert_int_equal(l2l_meta_train(&net, &task, &tc, NULL, NULL, &err), L2L_ERR_ARG);
+    assert_non_null(strstr(err.msg, "evolution strategies"));
+    l2l_lstm_free(&net);
+    l2l_task_free(&task);
+}
+
 /* An optimizer that blows up: the NaN is reported with its epoch, and phi stays finite. */
 static void test_divergence_is_reported(void **state)
 {
@@ -583,6 +667,7 @@ int main(void)
         cmocka_unit_test(test_rollback),
         cmocka_unit_test(test_average),
         cmocka_unit_test(test_imitation),
+        cmocka_unit_test(test_evolution_strategies),
     };
     return cmocka_run_group_tests_name("optimizers", tests, NULL, NULL);
 }

@@ -45,6 +45,8 @@ typedef struct {
     double lr, clip, p, scale, lr_half_life, rollback, average, rescale, out_init;
     int imitate_kind, imitate_epochs; /* --imitate OPT:LR:EPOCHS[:WEIGHT] */
     double imitate_lr, imitate_weight;
+    int es_pairs; /* --es PAIRS:SIGMA */
+    double es_sigma;
     int n_mix, mix_hidden[16], mix_layers[16]; /* --mix: network shapes of the meta-batch */
     uint64_t seed;
     int has_batch, has_lr, has_p, has_scale, has_preproc, has_steps, has_pool, has_out_init;
@@ -55,7 +57,7 @@ enum {
     O_RUNS, O_UNROLL, O_EPOCHS, O_EVAL_EVERY, O_VALID, O_TUNE_RUNS, O_LR, O_CLIP, O_P, O_SCALE,
     O_PREPROC, O_LSTM_LAYERS, O_LSTM_HIDDEN, O_SEED, O_OUT, O_CSV, O_LOG, O_OPTIMIZER, O_THREADS,
     O_QUICK, O_WEIGHTING, O_SELECT, O_OBJECTIVE, O_META_BATCH, O_LR_HALF_LIFE, O_POOL, O_ROLLBACK,
-    O_MIX, O_INIT, O_AVERAGE, O_RESCALE, O_OUT_INIT, O_IMITATE, O_HELP
+    O_MIX, O_INIT, O_AVERAGE, O_RESCALE, O_OUT_INIT, O_IMITATE, O_ES, O_HELP
 };
 
 static const struct option all_options[] = {
@@ -101,6 +103,7 @@ static const struct option all_options[] = {
     {"rescale", required_argument, 0, O_RESCALE},
     {"out-init", required_argument, 0, O_OUT_INIT},
     {"imitate", required_argument, 0, O_IMITATE},
+    {"es", required_argument, 0, O_ES},
     {"help", no_argument, 0, O_HELP},
     {0, 0, 0, 0},
 };
@@ -225,6 +228,24 @@ static int parse_imitate(const char *cmd, const char *s, opts *o)
                             "not both 0, e.g. nag:1:10 or nag:1:0:1000; got '%s'", s);
 }
 
+/* --es 8:0.01: antithetic pairs per meta-update and the perturbation's scale. */
+static int parse_es(const char *cmd, const char *s, opts *o)
+{
+    char *end;
+    long k = strtol(s, &end, 10);
+    if (end != s && *end == ':' && k >= 1 && k <= 100000) {
+        const char *ss = end + 1;
+        errno = 0;
+        double sigma = strtod(ss, &end);
+        if (end != ss && *end == 0 && !errno && isfinite(sigma) && sigma > 0) {
+            o->es_pairs = (int)k, o->es_sigma = sigma;
+            return 0;
+        }
+    }
+    return usage_error(cmd, "--es expects PAIRS:SIGMA with 1..100000 pairs and a sigma > 0, "
+                            "e.g. 8:0.01; got '%s'", s);
+}
+
 static void opts_default(opts *o)
 {
     memset(o, 0, sizeof *o);
@@ -318,6 +339,7 @@ static int parse_opts(const char *cmd, int argc, char **argv, const int *allowed
             break;
         case O_MIX: r = parse_mix(cmd, a, o); break;
         case O_IMITATE: r = parse_imitate(cmd, a, o); break;
+        case O_ES: r = parse_es(cmd, a, o); break;
         case O_INIT: o->init = a; break;
         case O_RESCALE: r = parse_double(cmd, f, a, 0, 20, &o->rescale); break;
         case O_OUT_INIT: r = parse_double(cmd, f, a, 0, 1e3, &o->out_init), o->has_out_init = 1; break;
@@ -514,6 +536,9 @@ static const char train_help[] =
     "                           LR from the same gradients, then the meta-objective (off);\n"
     "                           T:LR:K:W keeps W x the imitation term in the meta-loss after\n"
     "                           the K epochs (K may be 0)\n"
+    "  --es K:SIGMA             one meta-update per epoch from evolution strategies over the\n"
+    "                           whole run (K pairs at phi +- SIGMA e) instead of truncated\n"
+    "                           backpropagation (default: off)\n"
     "  --out-init F             multiply the fresh optimizer's initial output weights by F\n"
     "                           (default 1: the authors' truncated normal, std 1/sqrt(H))\n"
     "  --average D              validate and keep the moving average of phi over meta-updates,\n"
@@ -531,7 +556,7 @@ static int cmd_train(int argc, char **argv)
                                   O_LSTM_HIDDEN, O_SEED, O_OUT, O_LOG, O_THREADS, O_WEIGHTING,
                                   O_SELECT, O_OBJECTIVE, O_META_BATCH, O_LR_HALF_LIFE,
                                   O_ROLLBACK, O_MIX, O_INIT, O_AVERAGE, O_RESCALE,
-                                  O_OUT_INIT, O_IMITATE, 0};
+                                  O_OUT_INIT, O_IMITATE, O_ES, 0};
     opts o;
     int first, r = parse_opts("train", argc, argv, allowed, train_help, &o, &first);
     if (r) return r < 0 ? 0 : r;
@@ -624,6 +649,8 @@ static int cmd_train(int argc, char **argv)
     tcfg.teacher = (l2l_opt_kind)o.imitate_kind;
     tcfg.teacher_lr = (float)o.imitate_lr;
     tcfg.imitate_weight = (float)o.imitate_weight;
+    tcfg.es_pairs = o.es_pairs;
+    tcfg.es_sigma = (float)o.es_sigma;
     fprintf(stderr, "l2l train: %s, %zu coordinates, LSTM %dx%d (%zu weights), %d epochs x %d steps (unroll %d)\n",
             task.name, task.n, lc.layers, lc.hidden, net.n_params, o.epochs, o.steps, o.unroll);
     signal(SIGINT, on_sigint);
@@ -672,6 +699,7 @@ static int cmd_train(int argc, char **argv)
     META("average", "%g", o.average);
     META("rescale", "%g", o.rescale);
     META("out_init", "%g", o.out_init);
+    if (o.es_pairs) META("es", "%d:%g", o.es_pairs, o.es_sigma);
     if (o.imitate_epochs || o.imitate_weight)
         META("imitate", "%s:%g:%d:%g", l2l_opt_name((l2l_opt_kind)o.imitate_kind), o.imitate_lr,
              o.imitate_epochs, o.imitate_weight);
