@@ -350,7 +350,9 @@ l2l_status l2l_tune(l2l_task *task, l2l_opt_kind kind, int runs, int steps, uint
 /* Weights w_t of the meta-loss sum_t w_t f(theta_t) over an optimizee's steps. */
 typedef enum {
     L2L_WEIGHT_UNIFORM = 0, /* w_t = 1 (the paper) */
-    L2L_WEIGHT_LINEAR       /* w_t proportional to t, mean 1: favours the final loss */
+    L2L_WEIGHT_LINEAR,      /* w_t proportional to t, mean 1: favours the final loss */
+    L2L_WEIGHT_LAST         /* w_t = 5 on the last fifth of the steps, 0 before: mean 1,
+                               the final loss alone, averaged over steps to be less noisy */
 } l2l_weighting;
 
 /* The meta-loss's summand: f(theta_t) (the paper) or log f(theta_t). */

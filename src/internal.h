@@ -33,6 +33,9 @@ void l2l_free(void *p);
  * (src/task_rescale.c). Borrows inner, which must outlive task; free with l2l_task_free. */
 l2l_status l2l_task_rescale_create(l2l_task *task, l2l_task *inner, float spread, l2l_error *err);
 
+/* w (steps) = the meta-loss weights w_1..w_steps of a weighting (src/metatrain.c). */
+void l2l_meta_weights(l2l_weighting weighting, int steps, float *w);
+
 /* Evolution-strategies meta-gradients (src/es.c). */
 typedef struct {
     l2l_lstm pert;        /* phi +- sigma e */

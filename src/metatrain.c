@@ -49,6 +49,18 @@ static void teacher_target(void *ctx, const float *grad, float *target)
     l2l_optimizer_step(o, grad, target); /* theta += update, from theta = 0 */
 }
 
+void l2l_meta_weights(l2l_weighting weighting, int steps, float *w)
+{
+    const int last = steps / 5 > 0 ? steps / 5 : 1; /* L2L_WEIGHT_LAST's steps */
+    for (int t = 1; t <= steps; t++) {
+        switch (weighting) {
+        case L2L_WEIGHT_LINEAR: w[t - 1] = 2.0f * t / (steps + 1); break;
+        case L2L_WEIGHT_LAST: w[t - 1] = t > steps - last ? (float)steps / last : 0.0f; break;
+        default: w[t - 1] = 1.0f;
+        }
+    }
+}
+
 static double now_seconds(void)
 {
     struct timespec ts;
@@ -142,8 +154,7 @@ l2l_status l2l_meta_train(l2l_lstm *net, l2l_task *task, const l2l_train_config 
         st = l2l_error_set(err, L2L_ERR_NOMEM, "cannot allocate meta-training buffers");
         goto done;
     }
-    for (int t = 1; t <= cfg->steps; t++)
-        weights[t - 1] = cfg->weighting == L2L_WEIGHT_LINEAR ? 2.0f * t / (cfg->steps + 1) : 1.0f;
+    l2l_meta_weights(cfg->weighting, cfg->steps, weights);
     if (cfg->rescale > 0) {
         if ((st = l2l_task_rescale_create(&rescaled, task, cfg->rescale, err))) goto done;
         train_task = &rescaled;

@@ -132,8 +132,9 @@ static void test_pool(void **state)
            "--imitate adam:0.01:0:500 --out @/w.safetensors", 0, NULL);
     expect("info @/w.safetensors", 0, "adam:0.01:0:500");
     expect("train --task mnist --data @ --hidden 2 --epochs 1 --steps 20 --eval-every 0 "
-           "--es 2:0.01 --out @/v.safetensors", 0, NULL);
+           "--es 2:0.01 --weighting last --out @/v.safetensors", 0, NULL);
     expect("info @/v.safetensors", 0, "2:0.01");
+    expect("info @/v.safetensors", 0, "weighting        last");
     expect("train --task mnist --data @ --hidden 2 --epochs 1 --steps 20 --eval-every 0 "
            "--es 2:0.01 --imitate nag:1:1 --out @/v.safetensors", 1, "without imitation");
     /* Without a test split, the default pool cannot be sized: say so. */

@@ -598,6 +598,21 @@ static void test_evolution_strategies(void **state)
     assert_int_equal(l2l_es_buffers_create(&b, &net, task.n, &err), L2L_OK);
     EXPECT_CLOSE(l2l_es_rollout(&net, &task, theta0, mb, NULL, STEPS, 0, &b, NULL),
                  run_loss(&net, &task, theta0, mb, STEPS), 1e-9, 1e-6, "rollout meta-loss");
+    /* the meta-loss weights: mean 1; uniform flat, linear rising, last = 5 x the loss on
+       the last fifth of the steps (here 5 (f_9 + f_10) of 10 steps) */
+    float w[2 * STEPS];
+    const l2l_weighting kinds[] = {L2L_WEIGHT_UNIFORM, L2L_WEIGHT_LINEAR, L2L_WEIGHT_LAST};
+    for (int k = 0; k < 3; k++) {
+        l2l_meta_weights(kinds[k], 2 * STEPS, w);
+        double sum = 0;
+        for (int t = 0; t < 2 * STEPS; t++) sum += w[t];
+        EXPECT_CLOSE(sum, 2 * STEPS, 1e-5, 0, "weights sum to the steps");
+        assert_true(kinds[k] == L2L_WEIGHT_LINEAR ? w[0] < w[1] && w[1] < w[2 * STEPS - 1] : w[0] == w[1]);
+    }
+    assert_true(w[7] == 0.0f && w[8] == 5.0f && w[9] == 5.0f);
+    EXPECT_CLOSE(l2l_es_rollout(&net, &task, theta0, mb, w, 2 * STEPS, 0, &b, NULL),
+                 5 * (run_loss(&net, &task, theta0, mb, 2 * STEPS) - run_loss(&net, &task, theta0, mb, 2 * STEPS - 2)),
+                 1e-9, 1e-5, "rollout meta-loss, last fifth");
     float g[2];
     assert_int_equal(l2l_es_gradient(&net, &task, theta0, mb, NULL, STEPS, 0, PAIRS, 1e-3f, &noise, &b, g), PAIRS);
     /* the estimate's relative standard error is about sqrt((P + 1) / PAIRS) = 2.7 % */

@@ -168,7 +168,7 @@ static const char *const tasks[] = {"quadratic", "mnist", 0};
 static const char *const presets[] = {"paper", "deepmind", 0};
 static const char *const activations[] = {"sigmoid", "relu", "tanh", 0};
 static const char *const preprocs[] = {"none", "logsign", 0};
-static const char *const weightings[] = {"uniform", "linear", 0};
+static const char *const weightings[] = {"uniform", "linear", "last", 0};
 static const char *const selections[] = {"mean", "final", 0};
 static const char *const objectives[] = {"sum", "log", "log-each", 0};
 
@@ -523,7 +523,8 @@ static const char train_help[] =
     "  --eval-every K (50)  --valid V (20)   validate every K epochs on V fixed problems\n"
     "  --select mean|final      keep the phi with the best mean loss over the steps (the\n"
     "                           meta-objective, default) or the best final loss\n"
-    "  --weighting uniform|linear   meta-loss weights w_t = 1 (paper) or proportional to t\n"
+    "  --weighting uniform|linear|last   meta-loss weights w_t = 1 (paper), proportional to\n"
+    "                           t, or 5 on the last fifth of the steps and 0 before (mean 1)\n"
     "  --objective sum|log|log-each   meta-loss sum_t w_t f(theta_t) (paper), sum_t w_t log f,\n"
     "                           or with a meta-batch the mean of each network's log f_i\n"
     "  --meta-batch B (1)       optimizees per meta-update (MNIST: B networks side by side)\n"
@@ -637,7 +638,9 @@ static int cmd_train(int argc, char **argv)
     tcfg.eval_every = o.eval_every;
     tcfg.n_valid = o.n_valid;
     tcfg.seed = o.seed;
-    tcfg.weighting = strcmp(o.weighting, "linear") == 0 ? L2L_WEIGHT_LINEAR : L2L_WEIGHT_UNIFORM;
+    tcfg.weighting = strcmp(o.weighting, "linear") == 0 ? L2L_WEIGHT_LINEAR
+                   : strcmp(o.weighting, "last") == 0   ? L2L_WEIGHT_LAST
+                                                        : L2L_WEIGHT_UNIFORM;
     tcfg.selection = strcmp(o.select, "final") == 0 ? L2L_SELECT_FINAL : L2L_SELECT_MEAN;
     tcfg.objective = strcmp(o.objective, "log") == 0        ? L2L_OBJECTIVE_LOG
                      : strcmp(o.objective, "log-each") == 0 ? L2L_OBJECTIVE_LOG_EACH
