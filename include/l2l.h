@@ -404,7 +404,8 @@ typedef struct {
 
 typedef struct {
     int epoch;          /* 1-based */
-    double train_loss;  /* mean f over the epoch's steps 1..steps */
+    double train_loss;  /* mean f over the epoch's steps 1..steps (with ES: and over the
+                           runs at phi +- sigma e) */
     double grad_norm;   /* mean meta-gradient norm over the epoch's unrolls */
     double valid_loss;  /* validation score (see l2l_selection), NaN when not evaluated */
     double best_valid;  /* best so far */

@@ -68,24 +68,27 @@ void l2l_es_buffers_free(l2l_es_buffers *b)
 
 int l2l_es_gradient(const l2l_lstm *net, l2l_task *task, const float *theta0, l2l_rng rng,
                     const float *weights, int steps, int log_loss, int pairs, float sigma,
-                    l2l_rng *noise, l2l_es_buffers *b, float *g)
+                    l2l_rng *noise, l2l_es_buffers *b, float *g, double *mean_f)
 {
     const size_t P = net->n_params;
     memset(g, 0, P * sizeof(float));
     int used = 0;
+    double sum_f = 0;
     for (int k = 0; k < pairs; k++) {
         for (size_t i = 0; i < P; i++) b->eps[i] = (float)l2l_rng_normal(noise);
-        double L[2];
+        double L[2], f[2];
         for (int s = 0; s < 2; s++) {
             const float sg = s ? -sigma : sigma;
             for (size_t i = 0; i < P; i++) b->pert.phi[i] = net->phi[i] + sg * b->eps[i];
-            L[s] = l2l_es_rollout(&b->pert, task, theta0, rng, weights, steps, log_loss, b, NULL);
+            L[s] = l2l_es_rollout(&b->pert, task, theta0, rng, weights, steps, log_loss, b, &f[s]);
         }
         if (!isfinite(L[0]) || !isfinite(L[1])) continue; /* a diverged run says nothing */
         const float c = (float)((L[0] - L[1]) / (2.0 * sigma));
         for (size_t i = 0; i < P; i++) g[i] += c * b->eps[i];
+        sum_f += f[0] + f[1];
         used++;
     }
     for (size_t i = 0; i < P; i++) g[i] = used ? g[i] / used : 0.0f;
+    if (mean_f) *mean_f = used ? sum_f / (2 * used) : INFINITY;
     return used;
 }

@@ -54,9 +54,10 @@ double l2l_es_rollout(const l2l_lstm *net, l2l_task *task, const float *theta0, 
                       double *mean_f);
 /* g (P) = the antithetic ES estimate of the meta-loss's gradient from `pairs` pairs of
  * runs at phi +- sigma e (e drawn from noise); returns the pairs used (those where
- * neither run diverged). */
+ * neither run diverged). mean_f (may be NULL) receives the mean of f over the steps
+ * and the used runs (+Inf if none). */
 int l2l_es_gradient(const l2l_lstm *net, l2l_task *task, const float *theta0, l2l_rng rng,
                     const float *weights, int steps, int log_loss, int pairs, float sigma,
-                    l2l_rng *noise, l2l_es_buffers *b, float *g);
+                    l2l_rng *noise, l2l_es_buffers *b, float *g, double *mean_f);
 
 #endif

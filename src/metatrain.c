@@ -202,11 +202,10 @@ l2l_status l2l_meta_train(l2l_lstm *net, l2l_task *task, const l2l_train_config 
                 l2l_rng mb;
                 l2l_rng_seed(&mb, l2l_rng_u64(&rng), 0);
                 const int log_loss = cfg->objective == L2L_OBJECTIVE_LOG;
-                double mean_f = INFINITY;
-                l2l_es_rollout(net, train_task, theta, mb, weights, cfg->steps, log_loss, &esb, &mean_f);
-                train += mean_f * cfg->steps;
+                double mean_f; /* over the perturbed runs: a run of phi itself would cost 1/(2K) more */
                 l2l_es_gradient(net, train_task, theta, mb, weights, cfg->steps, log_loss, cfg->es_pairs,
-                                cfg->es_sigma, &noise, &esb, dphi);
+                                cfg->es_sigma, &noise, &esb, dphi, &mean_f);
+                train += mean_f * cfg->steps;
             } else {
                 st = l2l_unroll_run(u, net, train_task, theta, &state,
                                     imitate ? no_weights : weights + (size_t)k * T, &rng, dphi, losses, err);

@@ -614,7 +614,10 @@ static void test_evolution_strategies(void **state)
                  5 * (run_loss(&net, &task, theta0, mb, 2 * STEPS) - run_loss(&net, &task, theta0, mb, 2 * STEPS - 2)),
                  1e-9, 1e-5, "rollout meta-loss, last fifth");
     float g[2];
-    assert_int_equal(l2l_es_gradient(&net, &task, theta0, mb, NULL, STEPS, 0, PAIRS, 1e-3f, &noise, &b, g), PAIRS);
+    double mean_f;
+    assert_int_equal(l2l_es_gradient(&net, &task, theta0, mb, NULL, STEPS, 0, PAIRS, 1e-3f, &noise, &b, g, &mean_f), PAIRS);
+    /* sigma is small: the perturbed runs' mean loss is phi's own */
+    EXPECT_CLOSE(mean_f, run_loss(&net, &task, theta0, mb, STEPS) / STEPS, 0, 1e-3, "mean f of the ES runs");
     /* the estimate's relative standard error is about sqrt((P + 1) / PAIRS) = 2.7 % */
     double num = 0, den = 0;
     for (int i = 0; i < 2; i++) num += (g[i] - fd[i]) * (g[i] - fd[i]), den += fd[i] * fd[i];
