@@ -24,9 +24,10 @@
 #
 # Environment:
 #   EXP_OPTIMIZER  the learned optimizer; default models/mnist.safetensors if it exists,
-#                  otherwise one is meta-trained into EXP_OUT/optimizer.safetensors with
-#   L2L_RECIPE     the `l2l train --task mnist` flags (default: the shipped optimizer's
-#                  recipe, docs/RESULTS.md; `--preset paper` for the paper's own settings)
+#                  otherwise one is meta-trained into EXP_OUT/optimizer.safetensors by the
+#                  shipped optimizer's recipe (scripts/train_mnist.sh, about 15 minutes) or by
+#   L2L_RECIPE     one `l2l train --task mnist` with these flags (`--preset paper` for the
+#                  paper's own settings)
 #   EXP_RUNS       R, test networks per optimizer and variant (default 100)
 #   EXP_TUNE_RUNS  V, validation networks per learning rate when tuning (default 10)
 #   EXP_QUICK=1    a smoke run: R = 10, V = 3, and (without L2L_RECIPE) a 10-epoch
@@ -43,7 +44,7 @@ if [ "$quick" = 1 ]; then
     recipe=${L2L_RECIPE:---p 7 --meta-batch 4 --objective log --select final --epochs 10 --eval-every 5 --valid 5}
 else
     runs=${EXP_RUNS:-100}; tune_runs=${EXP_TUNE_RUNS:-10}
-    recipe=${L2L_RECIPE:---p 7 --meta-batch 4 --objective log --select final --eval-every 5 --valid 10 --epochs 100 --seed 1}
+    recipe=${L2L_RECIPE:-}
 fi
 
 die() {
@@ -64,14 +65,16 @@ optimizer=${EXP_OPTIMIZER:-}
 if [ -z "$optimizer" ] && [ -f models/mnist.safetensors ]; then optimizer=models/mnist.safetensors; fi
 if [ -z "$optimizer" ]; then
     optimizer="$out/optimizer.safetensors"
-    echo "== meta-training the optimizer on the base network: l2l train --task mnist $recipe =="
+    if [ -n "$recipe" ]; then command="$l2l train --task mnist $recipe --out $optimizer"
+    else command="scripts/train_mnist.sh $build $optimizer"; fi
+    echo "== meta-training the optimizer on the base network: $command =="
     t0=$(date +%s)
-    # $recipe is a list of flags: split on spaces on purpose.
+    # $command is a command line of plain words: split on spaces on purpose.
     # shellcheck disable=SC2086
-    "$l2l" train --task mnist $recipe --out "$optimizer"
+    $command
     secs=$(( $(date +%s) - t0 ))
     printf 'meta-training,%d\n' "$secs" >> "$out/times.csv.tmp"
-    printf '%s\n' "l2l train --task mnist $recipe --out $optimizer" > "$out/optimizer.command"
+    printf '%s\n' "$command" > "$out/optimizer.command"
     echo "== meta-training: $secs s (reuse it: EXP_OPTIMIZER=$optimizer) =="
 else
     [ -f "$optimizer" ] || die "EXP_OPTIMIZER=$optimizer does not exist"
