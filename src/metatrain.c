@@ -159,12 +159,15 @@ l2l_status l2l_meta_train(l2l_lstm *net, l2l_task *task, const l2l_train_config 
         if ((st = l2l_task_rescale_create(&rescaled, task, cfg->rescale, err))) goto done;
         train_task = &rescaled;
     }
-    if ((st = l2l_unroll_create(&u, net, N, T, err))) goto done;
-    l2l_unroll_set_log_loss(u, cfg->objective == L2L_OBJECTIVE_LOG        ? 1
-                               : cfg->objective == L2L_OBJECTIVE_LOG_EACH ? 2
-                                                                          : 0);
-    if ((st = l2l_lstm_state_create(&state, net, N, err))) goto done;
-    if (es && (st = l2l_es_buffers_create(&esb, net, N, err))) goto done;
+    if (es) { /* whole runs, forward only: no unroll (T x N caches) and no carried state */
+        if ((st = l2l_es_buffers_create(&esb, net, N, err))) goto done;
+    } else {
+        if ((st = l2l_unroll_create(&u, net, N, T, err))) goto done;
+        l2l_unroll_set_log_loss(u, cfg->objective == L2L_OBJECTIVE_LOG        ? 1
+                                   : cfg->objective == L2L_OBJECTIVE_LOG_EACH ? 2
+                                                                              : 0);
+        if ((st = l2l_lstm_state_create(&state, net, N, err))) goto done;
+    }
     if (imitating && /* the teacher's weight is set epoch by epoch below */
         ((st = l2l_optimizer_create(&teacher, cfg->teacher, N, cfg->teacher_lr, NULL, err)) ||
          (st = l2l_unroll_set_teacher(u, teacher_target, &teacher, 1.0f, err))))
@@ -182,7 +185,7 @@ l2l_status l2l_meta_train(l2l_lstm *net, l2l_task *task, const l2l_train_config 
     long adam_t = 0;
     for (int epoch = 1; epoch <= cfg->epochs; epoch++) {
         train_task->sample(train_task->ctx, &rng, theta);
-        l2l_lstm_state_zero(&state);
+        if (!es) l2l_lstm_state_zero(&state);
         const int imitate = epoch <= cfg->imitate_epochs;
         if (imitating) {
             l2l_optimizer_reset(&teacher);
