@@ -352,7 +352,7 @@ typedef enum {
     L2L_WEIGHT_UNIFORM = 0, /* w_t = 1 (the paper) */
     L2L_WEIGHT_LINEAR,      /* w_t proportional to t, mean 1: favours the final loss */
     L2L_WEIGHT_LAST         /* w_t = 5 on the last fifth of the steps, 0 before: mean 1,
-                               the final loss alone, averaged over steps to be less noisy */
+                               the final loss only, averaged over steps to be less noisy */
 } l2l_weighting;
 
 /* The meta-loss's summand: f(theta_t) (the paper) or log f(theta_t). */

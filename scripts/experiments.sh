@@ -25,7 +25,7 @@
 # Environment:
 #   EXP_OPTIMIZER  the learned optimizer; default models/mnist.safetensors if it exists,
 #                  otherwise one is meta-trained into EXP_OUT/optimizer.safetensors by the
-#                  shipped optimizer's recipe (scripts/train_mnist.sh, about 15 minutes) or by
+#                  shipped optimizer's recipe (scripts/train_mnist.sh, about 13 minutes) or by
 #   L2L_RECIPE     one `l2l train --task mnist` with these flags (`--preset paper` for the
 #                  paper's own settings)
 #   EXP_RUNS       R, test networks per optimizer and variant (default 100)
