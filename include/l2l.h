@@ -301,8 +301,16 @@ typedef enum {
     L2L_OPT_NAG,     /* Nesterov momentum 0.9 (Torch7/PyTorch form) */
     L2L_OPT_RMSPROP, /* alpha 0.99, eps 1e-8 (Torch7) */
     L2L_OPT_ADAM,    /* 0.9, 0.999, 1e-8, bias-corrected (Torch7) */
+    /* Not one of the paper's baselines: NAG on a floored gradient (l2l, a teacher for
+     * --imitate). With v the mean square of g as in RMSprop (alpha 0.99), a gradient
+     * smaller than L2L_FLOOR_EPS times its root mean square's scale is raised to it:
+     * g' = g max(1, eps / sqrt(v)); then NAG (momentum 0.9) on g'. Large gradients get
+     * NAG's steps, tiny ones (deep layers at the start) RMSprop's, at lr * eps. */
+    L2L_OPT_NAG_FLOOR,
     L2L_OPT_LSTM     /* a learned optimizer */
 } l2l_opt_kind;
+
+#define L2L_FLOOR_EPS 1e-3f
 
 /* Every optimizer, learned or hand-written, has the same shape: step(grad, theta). */
 typedef struct {
@@ -318,7 +326,7 @@ typedef struct {
 } l2l_optimizer;
 
 const char *l2l_opt_name(l2l_opt_kind kind);
-/* "sgd", "nag", "rmsprop", "adam" -> kind; returns -1 if unknown. */
+/* "sgd", "nag", "rmsprop", "adam", "nag-floor" -> kind; returns -1 if unknown. */
 int l2l_opt_parse(const char *name);
 /* net is used (and must outlive the optimizer) only for L2L_OPT_LSTM; lr is ignored there. */
 l2l_status l2l_optimizer_create(l2l_optimizer *o, l2l_opt_kind kind, size_t n, float lr,

@@ -108,7 +108,7 @@ l2l_status l2l_meta_train(l2l_lstm *net, l2l_task *task, const l2l_train_config 
         return l2l_error_set(err, L2L_ERR_ARG, "average must be in [0, 1), got %g", (double)cfg->average);
     const int imitating = cfg->imitate_epochs > 0 || cfg->imitate_weight > 0;
     if (cfg->imitate_epochs < 0 || !(cfg->imitate_weight >= 0 && isfinite(cfg->imitate_weight)) ||
-        (imitating && (cfg->teacher < L2L_OPT_SGD || cfg->teacher > L2L_OPT_ADAM ||
+        (imitating && (cfg->teacher < L2L_OPT_SGD || cfg->teacher >= L2L_OPT_LSTM ||
                        !(cfg->teacher_lr > 0) || !isfinite(cfg->teacher_lr))))
         return l2l_error_set(err, L2L_ERR_ARG, "imitation needs a hand-written teacher with a positive "
                              "learning rate, imitate_epochs >= 0 and a weight >= 0 (got %d epochs, "

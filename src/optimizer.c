@@ -6,7 +6,7 @@
 
 #include "internal.h"
 
-static const char *const opt_names[] = {"sgd", "nag", "rmsprop", "adam", "lstm"};
+static const char *const opt_names[] = {"sgd", "nag", "rmsprop", "adam", "nag-floor", "lstm"};
 
 const char *l2l_opt_name(l2l_opt_kind kind)
 {
@@ -15,7 +15,7 @@ const char *l2l_opt_name(l2l_opt_kind kind)
 
 int l2l_opt_parse(const char *name)
 {
-    for (int k = L2L_OPT_SGD; k <= L2L_OPT_ADAM; k++)
+    for (int k = L2L_OPT_SGD; k < L2L_OPT_LSTM; k++)
         if (strcmp(name, opt_names[k]) == 0) return k;
     return -1;
 }
@@ -39,7 +39,7 @@ l2l_status l2l_optimizer_create(l2l_optimizer *o, l2l_opt_kind kind, size_t n, f
         }
         return L2L_OK;
     }
-    if (kind > L2L_OPT_ADAM) return l2l_error_set(err, L2L_ERR_ARG, "unknown optimizer kind %d", (int)kind);
+    if (kind > L2L_OPT_LSTM) return l2l_error_set(err, L2L_ERR_ARG, "unknown optimizer kind %d", (int)kind);
     if (!(lr > 0) || !isfinite(lr))
         return l2l_error_set(err, L2L_ERR_ARG, "learning rate must be positive and finite, got %g", (double)lr);
     o->m = l2l_alloc(n * sizeof(float));
@@ -94,6 +94,17 @@ void l2l_optimizer_step(l2l_optimizer *o, const float *grad, float *theta)
         for (size_t i = 0; i < n; i++) {
             o->m[i] = alpha * o->m[i] + (1.0f - alpha) * grad[i] * grad[i];
             theta[i] -= lr * grad[i] / (sqrtf(o->m[i]) + eps);
+        }
+        break;
+    }
+    case L2L_OPT_NAG_FLOOR: {
+        const float mu = 0.9f, alpha = 0.99f, eps = L2L_FLOOR_EPS;
+        for (size_t i = 0; i < n; i++) {
+            o->v[i] = alpha * o->v[i] + (1.0f - alpha) * grad[i] * grad[i];
+            const float rms = sqrtf(o->v[i]);
+            const float g = rms < eps && rms > 0 ? grad[i] * (eps / rms) : grad[i];
+            o->m[i] = mu * o->m[i] + g;
+            theta[i] -= lr * (g + mu * o->m[i]);
         }
         break;
     }

@@ -15,25 +15,32 @@
  *   NAG lr 0.1:      buf 2, 1 - 0.1 (2 + 1.8) = 0.62;  buf 0.8, 0.62 - 0.1 (-1 + 0.72) = 0.648
  *   RMSprop lr 0.01: m 0.04, 1 - 0.01 * 2 / 0.2 = 0.9;  m 0.0496, 0.9 + 0.01 / sqrt(0.0496)
  *   Adam lr 0.1:     bias-corrected first step moves by lr: 0.9;  then m 0.08, v 0.004996,
- *                    step 0.1 sqrt(1 - 0.999²) / (1 - 0.9²). */
+ *                    step 0.1 sqrt(1 - 0.999²) / (1 - 0.9²).
+ *   NAG floor lr 0.1: gradients above the floor (eps = 1e-3): NAG's steps, 0.62 and 0.648.
+ *                    Gradients 1e-5 then -2e-5, below it: v 1e-12, rms 1e-6, g' = 1e-5 eps / rms
+ *                    = 0.01, buf 0.01, 1 - 0.1 (0.01 + 0.009) = 0.9981;  v 4.99e-12,
+ *                    g' = -2e-5 eps / sqrt(v), buf 0.009 + g', 0.9981 - 0.1 (g' + 0.9 buf). */
 static void test_baselines_by_hand(void **state)
 {
     (void)state;
+    const double g_floor = -2e-5 * 1e-3 / sqrt(4.99e-12);
     struct {
         l2l_opt_kind kind;
-        float lr;
+        float lr, g1, g2;
         double after1, after2;
     } cases[] = {
-        {L2L_OPT_SGD, 0.1f, 0.8, 0.9},
-        {L2L_OPT_NAG, 0.1f, 0.62, 0.648},
-        {L2L_OPT_RMSPROP, 0.01f, 0.9, 0.9 + 0.01 / sqrt(0.0496)},
-        {L2L_OPT_ADAM, 0.1f, 0.9, 0.9 - 0.1 * sqrt(1 - 0.999 * 0.999) / (1 - 0.81) * 0.08 / sqrt(0.004996)},
+        {L2L_OPT_SGD, 0.1f, 2, -1, 0.8, 0.9},
+        {L2L_OPT_NAG, 0.1f, 2, -1, 0.62, 0.648},
+        {L2L_OPT_RMSPROP, 0.01f, 2, -1, 0.9, 0.9 + 0.01 / sqrt(0.0496)},
+        {L2L_OPT_ADAM, 0.1f, 2, -1, 0.9, 0.9 - 0.1 * sqrt(1 - 0.999 * 0.999) / (1 - 0.81) * 0.08 / sqrt(0.004996)},
+        {L2L_OPT_NAG_FLOOR, 0.1f, 2, -1, 0.62, 0.648},
+        {L2L_OPT_NAG_FLOOR, 0.1f, 1e-5f, -2e-5f, 0.9981, 0.9981 - 0.1 * (g_floor + 0.9 * (0.009 + g_floor))},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         l2l_optimizer o;
         l2l_error err;
         assert_int_equal(l2l_optimizer_create(&o, cases[i].kind, 1, cases[i].lr, NULL, &err), L2L_OK);
-        float theta = 1, g1 = 2, g2 = -1;
+        float theta = 1, g1 = cases[i].g1, g2 = cases[i].g2;
         l2l_optimizer_step(&o, &g1, &theta);
         EXPECT_CLOSE(theta, cases[i].after1, 1e-6, 0, "%s after one step", l2l_opt_name(cases[i].kind));
         l2l_optimizer_step(&o, &g2, &theta);
@@ -49,6 +56,8 @@ static void test_baselines_by_hand(void **state)
     assert_int_equal(l2l_optimizer_create(&o, L2L_OPT_SGD, 1, -1.0f, NULL, &err), L2L_ERR_ARG);
     assert_non_null(strstr(err.msg, "learning rate"));
     assert_int_equal(l2l_opt_parse("adam"), L2L_OPT_ADAM);
+    assert_int_equal(l2l_opt_parse("nag-floor"), L2L_OPT_NAG_FLOOR);
+    assert_int_equal(l2l_opt_parse("lstm"), -1); /* a checkpoint, not a name */
     assert_int_equal(l2l_opt_parse("adamw"), -1);
 }
 

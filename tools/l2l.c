@@ -224,7 +224,7 @@ static int parse_imitate(const char *cmd, const char *s, opts *o)
         }
     }
     return usage_error(cmd, "--imitate expects TEACHER:LR:EPOCHS[:WEIGHT] with a teacher sgd, nag, "
-                            "rmsprop or adam, a learning rate > 0, epochs >= 0 and a weight >= 0, "
+                            "rmsprop, adam or nag-floor, a learning rate > 0, epochs >= 0 and a weight >= 0, "
                             "not both 0, e.g. nag:1:10 or nag:1:0:1000; got '%s'", s);
 }
 
@@ -533,8 +533,9 @@ static const char train_help[] =
     "                           the best phi and restart meta-Adam (default 0: off)\n"
     "  --init FILE              start from FILE's optimizer instead of a fresh one\n"
     "  --imitate T:LR:K         warm start: for the first K epochs train the optimizer to make\n"
-    "                           the updates of teacher T (sgd|nag|rmsprop|adam) at learning rate\n"
-    "                           LR from the same gradients, then the meta-objective (off);\n"
+    "                           the updates of teacher T (sgd|nag|rmsprop|adam|nag-floor) at\n"
+    "                           learning rate LR from the same gradients, then the\n"
+    "                           meta-objective (off);\n"
     "                           T:LR:K:W keeps W x the imitation term in the meta-loss after\n"
     "                           the K epochs (K may be 0)\n"
     "  --es K:SIGMA             one meta-update per epoch from evolution strategies over the\n"
@@ -781,7 +782,7 @@ static const char *meta_get(const l2l_kv *meta, int n, const char *key)
 }
 
 static const char eval_help[] =
-    "usage: l2l eval --optimizer FILE|sgd|nag|rmsprop|adam [--lr X] [options]\n"
+    "usage: l2l eval --optimizer FILE|sgd|nag|rmsprop|adam|nag-floor [--lr X] [options]\n"
     "Runs an optimizer on R freshly sampled test problems (a seed stream disjoint from\n"
     "training and validation) and writes step,mean,std (steps 0..S) as CSV.\n\n"
     "  --task quadratic|mnist --preset paper|deepmind --dim --batch --hidden --layers --pool\n"
@@ -798,7 +799,7 @@ static int cmd_eval(int argc, char **argv)
     int first, r = parse_opts("eval", argc, argv, allowed, eval_help, &o, &first);
     if (r) return r < 0 ? 0 : r;
     if (first < argc) return usage_error("eval", "unexpected argument '%s'", argv[first]);
-    if (!o.optimizer) return usage_error("eval", "--optimizer FILE|sgd|nag|rmsprop|adam is required");
+    if (!o.optimizer) return usage_error("eval", "--optimizer FILE|sgd|nag|rmsprop|adam|nag-floor is required");
     l2l_error err = {0};
     l2l_opt_kind kind;
     l2l_lstm net = {0};
@@ -832,7 +833,7 @@ static int cmd_eval(int argc, char **argv)
 }
 
 static const char tune_help[] =
-    "usage: l2l tune --optimizer sgd|nag|rmsprop|adam [options]\n"
+    "usage: l2l tune --optimizer sgd|nag|rmsprop|adam|nag-floor [options]\n"
     "Tries learning rates 1e-5, 3.16e-5, ..., 10, 31.6 (half-decade steps) on --tune-runs\n"
     "validation problems and prints the one with the lowest mean loss at the last step.\n\n"
     "  --task --preset --dim --batch --hidden --layers --activation --data --pool   as for train\n"
@@ -847,7 +848,7 @@ static int cmd_tune(int argc, char **argv)
     if (r) return r < 0 ? 0 : r;
     if (first < argc) return usage_error("tune", "unexpected argument '%s'", argv[first]);
     int k = o.optimizer ? l2l_opt_parse(o.optimizer) : -1;
-    if (k < 0) return usage_error("tune", "--optimizer must be one of sgd, nag, rmsprop, adam");
+    if (k < 0) return usage_error("tune", "--optimizer must be one of sgd, nag, rmsprop, adam, nag-floor");
     l2l_error err = {0};
     l2l_task task;
     l2l_dataset ds;
