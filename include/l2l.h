@@ -302,15 +302,17 @@ typedef enum {
     L2L_OPT_RMSPROP, /* alpha 0.99, eps 1e-8 (Torch7) */
     L2L_OPT_ADAM,    /* 0.9, 0.999, 1e-8, bias-corrected (Torch7) */
     /* Not one of the paper's baselines: NAG on a floored gradient (l2l, a teacher for
-     * --imitate). With v the mean square of g as in RMSprop (alpha 0.99), a gradient
-     * smaller than L2L_FLOOR_EPS times its root mean square's scale is raised to it:
-     * g' = g max(1, eps / sqrt(v)); then NAG (momentum 0.9) on g'. Large gradients get
-     * NAG's steps, tiny ones (deep layers at the start) RMSprop's, at lr * eps. */
+     * --imitate). v, the mean square of a coordinate's gradients, decays by
+     * L2L_FLOOR_ALPHA per step; where its root sqrt(v) is below eps = L2L_FLOOR_EPS the
+     * gradient is scaled up by eps / sqrt(v), g' = g max(1, eps / sqrt(v)); then NAG
+     * (momentum 0.9) on g'. Large gradients get NAG's steps, tiny ones (the inner
+     * layers of a freshly initialised sigmoid MLP) RMSprop's, at lr * eps. */
     L2L_OPT_NAG_FLOOR,
     L2L_OPT_LSTM     /* a learned optimizer */
 } l2l_opt_kind;
 
-#define L2L_FLOOR_EPS 1e-3f
+#define L2L_FLOOR_ALPHA 0.8f
+#define L2L_FLOOR_EPS 5e-3f
 
 /* Every optimizer, learned or hand-written, has the same shape: step(grad, theta). */
 typedef struct {

@@ -98,7 +98,7 @@ void l2l_optimizer_step(l2l_optimizer *o, const float *grad, float *theta)
         break;
     }
     case L2L_OPT_NAG_FLOOR: {
-        const float mu = 0.9f, alpha = 0.99f, eps = L2L_FLOOR_EPS;
+        const float mu = 0.9f, alpha = L2L_FLOOR_ALPHA, eps = L2L_FLOOR_EPS;
         for (size_t i = 0; i < n; i++) {
             o->v[i] = alpha * o->v[i] + (1.0f - alpha) * grad[i] * grad[i];
             const float rms = sqrtf(o->v[i]);

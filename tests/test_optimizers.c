@@ -16,14 +16,14 @@
  *   RMSprop lr 0.01: m 0.04, 1 - 0.01 * 2 / 0.2 = 0.9;  m 0.0496, 0.9 + 0.01 / sqrt(0.0496)
  *   Adam lr 0.1:     bias-corrected first step moves by lr: 0.9;  then m 0.08, v 0.004996,
  *                    step 0.1 sqrt(1 - 0.999²) / (1 - 0.9²).
- *   NAG floor lr 0.1: gradients above the floor (eps = 1e-3): NAG's steps, 0.62 and 0.648.
- *                    Gradients 1e-5 then -2e-5, below it: v 1e-12, rms 1e-6, g' = 1e-5 eps / rms
- *                    = 0.01, buf 0.01, 1 - 0.1 (0.01 + 0.009) = 0.9981;  v 4.99e-12,
- *                    g' = -2e-5 eps / sqrt(v), buf 0.009 + g', 0.9981 - 0.1 (g' + 0.9 buf). */
+ *   NAG floor lr 0.1: gradients above the floor (eps = 5e-3): NAG's steps, 0.62 and 0.648.
+ *                    Gradients 1e-5 then -2e-5, below it (alpha = 0.8): v 2e-11, g1' = 1e-5 eps /
+ *                    sqrt(v), buf g1', 1 - 0.1 (1.9 g1');  v 9.6e-11, g2' = -2e-5 eps / sqrt(v),
+ *                    buf 0.9 g1' + g2', then minus 0.1 (g2' + 0.9 buf). */
 static void test_baselines_by_hand(void **state)
 {
     (void)state;
-    const double g_floor = -2e-5 * 1e-3 / sqrt(4.99e-12);
+    const double f1 = 1e-5 * 5e-3 / sqrt(2e-11), f2 = -2e-5 * 5e-3 / sqrt(9.6e-11);
     struct {
         l2l_opt_kind kind;
         float lr, g1, g2;
@@ -34,7 +34,7 @@ static void test_baselines_by_hand(void **state)
         {L2L_OPT_RMSPROP, 0.01f, 2, -1, 0.9, 0.9 + 0.01 / sqrt(0.0496)},
         {L2L_OPT_ADAM, 0.1f, 2, -1, 0.9, 0.9 - 0.1 * sqrt(1 - 0.999 * 0.999) / (1 - 0.81) * 0.08 / sqrt(0.004996)},
         {L2L_OPT_NAG_FLOOR, 0.1f, 2, -1, 0.62, 0.648},
-        {L2L_OPT_NAG_FLOOR, 0.1f, 1e-5f, -2e-5f, 0.9981, 0.9981 - 0.1 * (g_floor + 0.9 * (0.009 + g_floor))},
+        {L2L_OPT_NAG_FLOOR, 0.1f, 1e-5f, -2e-5f, 1 - 0.19 * f1, 1 - 0.19 * f1 - 0.1 * (f2 + 0.9 * (0.9 * f1 + f2))},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         l2l_optimizer o;
