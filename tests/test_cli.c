@@ -92,6 +92,9 @@ static void test_usage_errors(void **state)
     expect("train --task mnist --out @/x.safetensors --imitate nag:1:5:-1", 2, "--imitate expects");
     expect("train --task mnist --out @/x.safetensors --init @/x.safetensors --out-init 0.1", 2, "--init FILE takes");
     expect("eval --task quadratic --optimizer nag --lr 1 --pool 5", 0, NULL); /* ignored there */
+    expect("compare --optimizer x.safetensors --out @/c --baselines nag,lbfgs", 2, "--baselines expects");
+    expect("compare --optimizer x.safetensors --out @/c --baselines nag,nag", 2, "--baselines expects");
+    expect("compare --optimizer x.safetensors --out @/c --baselines nag,", 2, "--baselines expects");
 }
 
 static void test_pool(void **state)
@@ -101,6 +104,17 @@ static void test_pool(void **state)
     expect("train --task mnist --data @ --hidden 2 --epochs 1 --steps 20 --eval-every 1 --valid 1 "
            "--out @/p.safetensors", 0, "mlp-784-2-10-sigmoid-pool10");
     expect("info @/p.safetensors", 0, "pool10");
+    /* compare tunes the baselines asked for, in that order, and only those */
+    expect("compare --task mnist --data @ --hidden 2 --steps 5 --runs 2 --tune-runs 1 "
+           "--optimizer @/p.safetensors --out @/cmp --baselines nag-floor,nag", 0, "nag-floor");
+    const char *rows = strstr(out, "lstm");
+    assert_non_null(rows);
+    assert_non_null(strstr(rows, "nag-floor"));
+    assert_non_null(strstr(strstr(rows, "nag-floor") + 9, "\nnag "));
+    assert_null(strstr(rows, "adam"));
+    assert_null(strstr(rows, "sgd"));
+    expect("compare --task mnist --data @ --hidden 2 --steps 5 --runs 2 --tune-runs 1 "
+           "--optimizer @/p.safetensors --out @/cmp", 0, "rmsprop"); /* the paper's four */
     expect("train --task mnist --data @ --hidden 2 --epochs 1 --steps 20 --eval-every 0 --pool 0 "
            "--out @/q.safetensors", 0, "mlp-784-2-10-sigmoid,");
     expect("eval --task mnist --data @ --optimizer nag --lr 1 --steps 5 --runs 2 --pool 11", 1,

@@ -48,6 +48,7 @@ typedef struct {
     int es_pairs; /* --es PAIRS:SIGMA */
     double es_sigma;
     int n_mix, mix_hidden[16], mix_layers[16]; /* --mix: network shapes of the meta-batch */
+    int n_base, base[L2L_OPT_LSTM]; /* --baselines: hand-written optimizers compare tunes */
     uint64_t seed;
     int has_batch, has_lr, has_p, has_scale, has_preproc, has_steps, has_pool, has_out_init;
 } opts;
@@ -57,7 +58,7 @@ enum {
     O_RUNS, O_UNROLL, O_EPOCHS, O_EVAL_EVERY, O_VALID, O_TUNE_RUNS, O_LR, O_CLIP, O_P, O_SCALE,
     O_PREPROC, O_LSTM_LAYERS, O_LSTM_HIDDEN, O_SEED, O_OUT, O_CSV, O_LOG, O_OPTIMIZER, O_THREADS,
     O_QUICK, O_WEIGHTING, O_SELECT, O_OBJECTIVE, O_META_BATCH, O_LR_HALF_LIFE, O_POOL, O_ROLLBACK,
-    O_MIX, O_INIT, O_AVERAGE, O_RESCALE, O_OUT_INIT, O_IMITATE, O_ES, O_HELP
+    O_MIX, O_INIT, O_AVERAGE, O_RESCALE, O_OUT_INIT, O_IMITATE, O_ES, O_BASELINES, O_HELP
 };
 
 static const struct option all_options[] = {
@@ -104,6 +105,7 @@ static const struct option all_options[] = {
     {"out-init", required_argument, 0, O_OUT_INIT},
     {"imitate", required_argument, 0, O_IMITATE},
     {"es", required_argument, 0, O_ES},
+    {"baselines", required_argument, 0, O_BASELINES},
     {"help", no_argument, 0, O_HELP},
     {0, 0, 0, 0},
 };
@@ -196,6 +198,31 @@ static int parse_mix(const char *cmd, const char *s, opts *o)
                             "(hidden 1..4096, layers 1..8), e.g. 20x1,40x1,20x2; got '%s'", s);
 }
 
+/* --baselines nag,adam: distinct hand-written optimizers, in the order given. */
+static int parse_baselines(const char *cmd, const char *s, opts *o)
+{
+    o->n_base = 0;
+    for (const char *p = s;;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        char name[16];
+        int kind = -1;
+        if (len < sizeof name) {
+            memcpy(name, p, len);
+            name[len] = 0;
+            kind = l2l_opt_parse(name);
+        }
+        for (int i = 0; i < o->n_base && kind >= 0; i++)
+            if (o->base[i] == kind) kind = -1;
+        if (kind < 0 || o->n_base == L2L_OPT_LSTM)
+            return usage_error(cmd, "--baselines expects distinct names from sgd, nag, rmsprop, adam, "
+                                    "nag-floor separated by commas, e.g. nag,adam; got '%s'", s);
+        o->base[o->n_base++] = kind;
+        if (!end) return 0;
+        p = end + 1;
+    }
+}
+
 /* --imitate nag:1:10[:W]: the teacher, its learning rate, the warm-start epochs and the
  * weight the imitation keeps afterwards. */
 static int parse_imitate(const char *cmd, const char *s, opts *o)
@@ -266,6 +293,8 @@ static void opts_default(opts *o)
     o->lstm_hidden = 20;
     o->meta_batch = 1;
     o->out_init = 1;
+    o->n_base = 4; /* the paper's baselines */
+    for (int k = 0; k < 4; k++) o->base[k] = L2L_OPT_SGD + k;
     l2l_train_config tc; /* the library's meta-training defaults are the tool's */
     l2l_train_config_default(&tc);
     o->steps = tc.steps;
@@ -339,6 +368,7 @@ static int parse_opts(const char *cmd, int argc, char **argv, const int *allowed
             break;
         case O_MIX: r = parse_mix(cmd, a, o); break;
         case O_IMITATE: r = parse_imitate(cmd, a, o); break;
+        case O_BASELINES: r = parse_baselines(cmd, a, o); break;
         case O_ES: r = parse_es(cmd, a, o); break;
         case O_INIT: o->init = a; break;
         case O_RESCALE: r = parse_double(cmd, f, a, 0, 20, &o->rescale); break;
@@ -924,18 +954,21 @@ static l2l_status write_compare(const char *dir, const curve *c, int nc, int run
 
 static const char compare_help[] =
     "usage: l2l compare --optimizer FILE --out DIR [options]\n"
-    "Tunes SGD, NAG, RMSprop and Adam on validation problems, evaluates them and the\n"
-    "learned optimizer on the same R fresh test problems, and writes DIR/curves.csv\n"
-    "(optimizer,step,mean,std), DIR/summary.csv (optimizer,lr,final_mean,final_std,...)\n"
-    "and DIR/loss.png (and .svg); prints the summary as a table.\n\n"
+    "Tunes the baselines (by default the paper's: SGD, NAG, RMSprop and Adam) on validation\n"
+    "problems, evaluates them and the learned optimizer on the same R fresh test problems,\n"
+    "and writes DIR/curves.csv (optimizer,step,mean,std), DIR/summary.csv\n"
+    "(optimizer,lr,final_mean,final_std,...) and DIR/loss.png (and .svg); prints the\n"
+    "summary as a table.\n\n"
     "  --task --preset --dim --batch --hidden --layers --activation --data --pool   as for train\n"
-    "  --steps S (100)  --runs R (100)  --tune-runs V (20)  --seed S (1)  --threads N\n";
+    "  --steps S (100)  --runs R (100)  --tune-runs V (20)  --seed S (1)  --threads N\n"
+    "  --baselines LIST   hand-written optimizers to tune and compare, from sgd, nag,\n"
+    "                     rmsprop, adam and nag-floor (default sgd,nag,rmsprop,adam)\n";
 
 static int cmd_compare(int argc, char **argv)
 {
     static const int allowed[] = {O_TASK, O_PRESET, O_DATA, O_DIM, O_BATCH, O_HIDDEN, O_LAYERS,
                                   O_ACTIVATION, O_POOL, O_STEPS, O_RUNS, O_TUNE_RUNS, O_SEED, O_OUT,
-                                  O_OPTIMIZER, O_THREADS, 0};
+                                  O_OPTIMIZER, O_THREADS, O_BASELINES, 0};
     opts o;
     int first, r = parse_opts("compare", argc, argv, allowed, compare_help, &o, &first);
     if (r) return r < 0 ? 0 : r;
@@ -966,15 +999,15 @@ static int cmd_compare(int argc, char **argv)
         l2l_lstm_free(&net), l2l_task_free(&vtask), l2l_dataset_free(&vds);
         return fail("compare", &err);
     }
-    curve c[5];
+    curve c[1 + L2L_OPT_LSTM];
     int nc = 0;
     l2l_status st = L2L_OK;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    for (int k = 0; k <= 4 && !st; k++) {
+    for (int k = 0; k <= o.n_base && !st; k++) {
         curve *cv = &c[nc++];
         memset(cv, 0, sizeof *cv);
-        cv->kind = k == 0 ? L2L_OPT_LSTM : (l2l_opt_kind)(k - 1);
+        cv->kind = k == 0 ? L2L_OPT_LSTM : (l2l_opt_kind)o.base[k - 1];
         snprintf(cv->name, sizeof cv->name, "%s", k == 0 ? "lstm" : l2l_opt_name(cv->kind));
         if (cv->kind != L2L_OPT_LSTM) {
             double best;
