@@ -4,7 +4,8 @@
 #     it with SGD, NAG, RMSprop and Adam, each tuned on validation problems, on 1,000
 #     fresh test quadratics;
 #  2. if a trained MNIST optimizer ships in models/, compare it the same way on fresh
-#     MNIST networks (test split).
+#     MNIST networks (test split), with its teacher nag-floor (not a paper baseline)
+#     tuned and shown too.
 # Results go to out/demo/: curves.csv, summary.csv, loss.png and loss.svg per task.
 set -eu
 build=${1:-build}
@@ -23,6 +24,6 @@ if [ -f models/mnist.safetensors ]; then
     echo "== MNIST: the shipped optimizer (models/mnist.safetensors) vs tuned baselines =="
     "$l2l" info models/mnist.safetensors | sed -n '1,3p'
     "$l2l" compare --task mnist --optimizer models/mnist.safetensors --runs 100 --tune-runs 5 \
-        --out "$out/mnist"
+        --baselines sgd,nag,rmsprop,adam,nag-floor --out "$out/mnist"
 fi
 echo "== done in $(( $(date +%s) - start )) s; figures and CSVs in $out/ =="
