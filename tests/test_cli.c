@@ -140,8 +140,8 @@ static void test_pool(void **state)
            "--out-init 0.25 --out @/z.safetensors", 0, NULL);
     expect("info @/z.safetensors", 0, "out_init         0.25");
     expect("train --task mnist --data @ --hidden 2 --epochs 2 --steps 20 --eval-every 0 "
-           "--imitate nag:1:1 --out @/n.safetensors", 0, NULL);
-    expect("info @/n.safetensors", 0, "nag:1:1:0");
+           "--imitate nag-floor:1:1 --out @/n.safetensors", 0, NULL);
+    expect("info @/n.safetensors", 0, "nag-floor:1:1:0");
     expect("train --task mnist --data @ --hidden 2 --epochs 1 --steps 20 --eval-every 0 "
            "--imitate adam:0.01:0:500 --out @/w.safetensors", 0, NULL);
     expect("info @/w.safetensors", 0, "adam:0.01:0:500");
