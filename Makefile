@@ -1,26 +1,39 @@
 # l2l build. `make demo` and `make test` do their own set-up (scripts/setup.sh).
 # Objects go to build/ (or build-asan/ for the sanitizer build); nothing in git.
+#
+#   build/libl2l.{a,so}   the library: src/*/ (BLAS, JSON, zlib, OpenMP; exports include/l2l.h only)
+#   build/libl2lplot.a    figures (PLplot), for the tool and the benchmark: tools/plot/
+#   build/l2l             the command-line tool: tools/
+#   build/l2l-bench       the benchmark: bench/bench.c, bench/measure.c (`make bench`)
+#   build/tests/test_*    the tests: tests/
 
 PREFIX ?= /usr/local
 BUILD  ?= build
 CC     ?= cc
-PKGS    = openblas jansson zlib plplot cmocka
+LIB_PKGS = openblas jansson zlib
 OPT    ?= -O3 -march=native -ffp-contract=fast
 CFLAGS += -std=c11 -g $(OPT) -fPIC -fopenmp -Wall -Wextra -Wshadow -Wno-unused-parameter \
-          -D_POSIX_C_SOURCE=200809L -Iinclude -Isrc $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS  = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
+          -D_POSIX_C_SOURCE=200809L -Iinclude -Isrc $(shell pkg-config --cflags $(LIB_PKGS) plplot 2>/dev/null)
+LIB_LIBS  = $(shell pkg-config --libs $(LIB_PKGS) 2>/dev/null) -lm
+PLOT_LIBS = $(shell pkg-config --libs plplot 2>/dev/null)
+TEST_LIBS = $(shell pkg-config --libs cmocka 2>/dev/null)
 LDFLAGS += -fopenmp
 
-LIB_SRC  = $(wildcard src/*.c)
-LIB_OBJ  = $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
-TEST_SRC = $(wildcard tests/test_*.c)
-TEST_BIN = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
-EX_SRC   = $(wildcard examples/*.c)
-EX_BIN   = $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
-HDRS     = include/l2l.h $(wildcard src/*.h)
+LIB_SRC   = $(wildcard src/*/*.c)
+LIB_OBJ   = $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
+LIB_HDRS  = include/l2l.h $(wildcard src/*/*.h)
+PLOT_SRC  = $(wildcard tools/plot/*.c)
+PLOT_OBJ  = $(PLOT_SRC:tools/plot/%.c=$(BUILD)/obj/plot/%.o)
+TOOL_SRC  = $(wildcard tools/*.c)
+TOOL_HDRS = $(wildcard tools/*.h tools/plot/*.h)
+TEST_SRC  = $(wildcard tests/test_*.c)
+TEST_BIN  = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+EX_SRC    = $(wildcard examples/*.c)
+EX_BIN    = $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
+BENCH_BIN = $(BUILD)/l2l-bench $(BUILD)/metagrad_check
 
 .PHONY: all deps data test test-unit test-asan demo bench experiments install clean
-all: $(BUILD)/libl2l.a $(BUILD)/libl2l.so $(BUILD)/l2l $(TEST_BIN) $(EX_BIN)
+all: $(BUILD)/libl2l.a $(BUILD)/libl2l.so $(BUILD)/l2l $(TEST_BIN) $(EX_BIN) $(BENCH_BIN)
 
 deps:
 	@scripts/setup.sh
@@ -28,26 +41,49 @@ deps:
 data: deps
 	@scripts/fetch_mnist.sh data/mnist
 
-$(BUILD)/obj/%.o: src/%.c $(HDRS)
+# The library's objects: hidden visibility, so that only L2L_API names are exported.
+$(BUILD)/obj/%.o: src/%.c $(LIB_HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS) -fvisibility=hidden -c $< -o $@
 
 $(BUILD)/libl2l.a: $(LIB_OBJ)
 	ar rcs $@ $^
 
 $(BUILD)/libl2l.so: $(LIB_OBJ)
-	$(CC) -shared $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) -shared $(LDFLAGS) -o $@ $^ $(LIB_LIBS)
 
-$(BUILD)/l2l: $(wildcard tools/*.c tools/*.h) $(BUILD)/libl2l.a
-	$(CC) $(CFLAGS) -Itools $(LDFLAGS) -o $@ $(wildcard tools/*.c) $(BUILD)/libl2l.a $(LDLIBS)
-
-$(BUILD)/tests/%: tests/%.c tests/testutil.h $(BUILD)/libl2l.a
+$(BUILD)/obj/plot/%.o: tools/plot/%.c $(LIB_HDRS) $(TOOL_HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libl2l.a $(LDLIBS)
+	$(CC) $(CFLAGS) -Itools -c $< -o $@
 
-$(BUILD)/examples/%: examples/%.c $(BUILD)/libl2l.a
+$(BUILD)/libl2lplot.a: $(PLOT_OBJ)
+	ar rcs $@ $^
+
+$(BUILD)/l2l: $(TOOL_SRC) $(TOOL_HDRS) $(BUILD)/libl2lplot.a $(BUILD)/libl2l.a
+	$(CC) $(CFLAGS) -Itools $(LDFLAGS) -o $@ $(TOOL_SRC) $(BUILD)/libl2lplot.a $(BUILD)/libl2l.a \
+	    $(PLOT_LIBS) $(LIB_LIBS)
+
+BENCH_SRC = bench/bench.c bench/measure.c
+$(BUILD)/l2l-bench: $(BENCH_SRC) bench/bench.h $(BUILD)/libl2lplot.a $(BUILD)/libl2l.a $(LIB_HDRS) $(TOOL_HDRS)
+	$(CC) $(CFLAGS) -Itools $(LDFLAGS) -o $@ $(BENCH_SRC) $(BUILD)/libl2lplot.a $(BUILD)/libl2l.a \
+	    $(PLOT_LIBS) $(LIB_LIBS)
+
+$(BUILD)/metagrad_check: bench/metagrad_check.c $(BUILD)/libl2l.a $(LIB_HDRS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libl2l.a $(LIB_LIBS)
+
+# Tests link the static library (internals included) and the slow reference beside them.
+$(BUILD)/tests/%: tests/%.c $(wildcard tests/*.h) tests/lstm_ref.c tests/lstm_ref.h $(BUILD)/libl2lplot.a $(BUILD)/libl2l.a $(LIB_HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libl2l.a $(LDLIBS)
+	$(CC) $(CFLAGS) -Itools -Itests $(LDFLAGS) -o $@ $< tests/lstm_ref.c $(BUILD)/libl2lplot.a \
+	    $(BUILD)/libl2l.a $(TEST_LIBS) $(PLOT_LIBS) $(LIB_LIBS)
+
+# test_exports reads the shared library's symbol table (nm -D).
+$(BUILD)/tests/test_exports: $(BUILD)/libl2l.so
+
+# Examples use the public header alone, as an installed library's user would.
+$(BUILD)/examples/%: examples/%.c $(BUILD)/libl2l.a include/l2l.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libl2l.a $(LIB_LIBS)
 
 # The unit tests, then the same suite under AddressSanitizer and UBSan.
 test: data
@@ -81,7 +117,7 @@ install: all
 	install -m 755 $(BUILD)/libl2l.so $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 include/l2l.h $(DESTDIR)$(PREFIX)/include/
 	install -m 755 $(BUILD)/l2l $(DESTDIR)$(PREFIX)/bin/
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@PKGS@|openblas jansson zlib plplot|' l2l.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/l2l.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@PKGS@|$(LIB_PKGS)|' l2l.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/l2l.pc
 
 clean:
 	rm -rf build build-asan

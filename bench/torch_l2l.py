@@ -14,7 +14,7 @@ The model is l2l's exactly (see include/l2l.h and src/lstm_params.c):
 
 Subcommands:
   fixture      writes tests/fixtures/torch_unroll.safetensors (float64 reference, stored as F32)
-  selfcheck    the authors' exact check (f = x^2, no LSTM layer) against PAPER.md section 4
+  selfcheck    the authors' test vector (f = x^2, no LSTM layer; docs/METHOD.md section 4)
   mnist-epoch  seconds per meta-training epoch on MNIST (15,910 coordinates, 100 steps)
   sweep        meta-training throughput on quadratics of N coordinates, one fresh process per N
 
@@ -288,8 +288,9 @@ def cmd_fixture(args):
 # --------------------------------------------------------------------------- selfcheck
 
 def cmd_selfcheck(args):
-    """PAPER.md section 4: f(x) = x^2, x0 = 1, no LSTM layer (g = w grad + b, w = b = 0),
-    no preprocessing, scale 1, unroll 5, two unrolls, meta-Adam lr 0.01."""
+    """The authors' test vector (docs/METHOD.md section 4): f(x) = x^2, x0 = 1, no LSTM
+    layer (g = w grad + b, w = b = 0), no preprocessing, scale 1, unroll 5, two unrolls,
+    meta-Adam lr 0.01."""
     torch = import_torch(1)
     torch.set_default_dtype(torch.float64)
     net = build_model(torch, 0, 0, "none", 10.0, 1.0)
@@ -315,7 +316,7 @@ def cmd_selfcheck(args):
     x, fx = theta.item(), losses[-1]
     print("first unroll dL/dw = %g, dL/db = %g; after two unrolls x = %.7f, f(x) = %.7f" % (gw, gb, x, fx))
     assert abs(x - 0.8559) < 5e-5 and abs(fx - 0.7325327) < 1e-6, (x, fx)
-    print("selfcheck passed (PAPER.md: x = 0.8559, f(x) = 0.7325327)")
+    print("selfcheck passed (the authors' test vector: x = 0.8559, f(x) = 0.7325327)")
 
 
 # ----------------------------------------------------------------------------- MNIST

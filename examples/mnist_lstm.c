@@ -13,9 +13,10 @@
  * steps and the loss and accuracy on the 2,000 test digits at the end.
  *
  * The learned optimizer works coordinatewise, so it takes a theta of any length; how well
- * it does on a network unlike the one it was meta-trained on (PAPER.md section 5.2: more
- * units, more layers, ReLU) is what the paper's generalisation experiments measure.
- * Build against an installed libl2l:  cc mnist_lstm.c $(pkg-config --cflags --libs l2l)
+ * it does on a network unlike the one it was meta-trained on (more units, more layers,
+ * ReLU) is what the paper's generalisation experiments measure (its section 3.2;
+ * docs/METHOD.md).
+ * Build against an installed libl2l:  cc mnist_lstm.c $(pkg-config --cflags --libs l2l) -lm
  */
 #include <math.h>
 #include <stdio.h>
@@ -188,8 +189,11 @@ int main(int argc, char **argv)
     l2l_rng_seed(&rng, 42, 0);
     for (int i = 0; i < N; i++) theta_lstm[i] = theta_adam[i] = (float)(0.01 * l2l_rng_normal(&rng));
 
-    if (l2l_optimizer_create(&lstm, L2L_OPT_LSTM, N, 0.0f, &net, &err) ||
-        l2l_optimizer_create(&adam, L2L_OPT_ADAM, N, 0.03f, NULL, &err))
+    /* An optimizer is one value: its kind and either its learned weights or its lr. */
+    const l2l_opt_spec lstm_spec = {.kind = L2L_OPT_KIND_LSTM, .net = &net};
+    const l2l_opt_spec adam_spec = {.kind = L2L_OPT_KIND_ADAM, .lr = 0.03f};
+    if (l2l_optimizer_create(&lstm, &lstm_spec, N, &err) ||
+        l2l_optimizer_create(&adam, &adam_spec, N, &err))
         goto fail;
 
     size_t idx[B];

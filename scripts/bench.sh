@@ -5,13 +5,13 @@
 # Environment (optional):
 #   BENCH_THREADS   thread counts, default "1 2"
 #   BENCH_REPEAT    timed runs per l2l configuration (default 5)
-#   BENCH_QUICK=1   l2l bench --quick, no PyTorch sweep, one MNIST epoch each (smoke test)
+#   BENCH_QUICK=1   l2l-bench --quick, no PyTorch sweep, one MNIST epoch each (smoke test)
 #   TORCH_SWEEP_N   coordinates for the PyTorch sweep (default 1000,10000,100000,1000000)
 #   TORCH_EPOCHS    timed PyTorch MNIST epochs (default 3, after one warm-up)
 #   PYTHON          the Python with torch (default /usr/bin/python3)
 set -eu
 BUILD=${1:-build}
-L2L="$BUILD/l2l"
+BENCH="$BUILD/l2l-bench"
 OUT=out/bench
 PYTHON=${PYTHON:-/usr/bin/python3}
 THREADS=${BENCH_THREADS:-"1 2"}
@@ -21,8 +21,8 @@ EPOCHS=${TORCH_EPOCHS:-3}
 mkdir -p "$OUT"
 rm -f "$OUT/l2l_mnist_quick.txt"
 
-if [ ! -x "$L2L" ]; then
-    echo "bench.sh: error: $L2L not found; run 'make all' first" >&2
+if [ ! -x "$BENCH" ]; then
+    echo "bench.sh: error: $BENCH not found; run 'make all' first" >&2
     exit 1
 fi
 
@@ -35,14 +35,14 @@ thread_list=$(echo "$THREADS" | tr ' ' ',')
 } > "$OUT/machine.txt"
 cat "$OUT/machine.txt"
 
-echo "== l2l bench"
+echo "== l2l-bench"
 if [ "${BENCH_QUICK:-0}" = 1 ]; then
-    "$L2L" bench --quick --threads "$thread_list" --csv "$OUT/l2l.csv" --plot "$OUT/throughput.png" | tee "$OUT/l2l.txt"
+    "$BENCH" --quick --threads "$thread_list" --csv "$OUT/l2l.csv" --plot "$OUT/throughput.png" | tee "$OUT/l2l.txt"
     for t in $THREADS; do
-        "$L2L" bench --one mnist --threads "$t" --repeat 1 >> "$OUT/l2l_mnist_quick.txt"
+        "$BENCH" --one mnist --threads "$t" --repeat 1 >> "$OUT/l2l_mnist_quick.txt"
     done
 else
-    "$L2L" bench --threads "$thread_list" --repeat "$REPEAT" --csv "$OUT/l2l.csv" \
+    "$BENCH" --threads "$thread_list" --repeat "$REPEAT" --csv "$OUT/l2l.csv" \
         --plot "$OUT/throughput.png" | tee "$OUT/l2l.txt"
 fi
 

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Usage: scripts/experiments.sh [BUILD]      (make experiments)
 #
-# The paper's MNIST experiments (PAPER.md section 5.2) with ONE learned optimizer,
+# The paper's MNIST experiments (docs/METHOD.md, section 5) with ONE learned optimizer,
 # meta-trained once on the base network (784-20-10 sigmoid, 100 steps) and never retrained:
 #   fig4/steps100  the base network, 100 steps           (paper Figure 4, left)
 #   fig4/steps200  the base network, 200 steps           (Figure 4, right)
@@ -14,7 +14,7 @@
 # learning rate that is best for that variant on V validation networks (training split),
 # then all five optimizers train the same R fresh networks on the test split. So does
 # nag-floor, which is not one of the paper's baselines: it is the hand-written rule the
-# shipped optimizer was taught to imitate (--imitate), shown so that the learned
+# shipped optimizer was taught to imitate (--estimator imitate), shown so that the learned
 # optimizer can be judged against its own teacher. The
 # variants width_20 and depth_1 are the base network: fig4/steps100 is reused for them.
 #

@@ -1,9 +1,9 @@
-/* The fast kernels' exactness properties (src/lstm.c), at sizes with partial tiles,
- * several chunks and parallel steps:
+/* The fast kernels' exactness properties (src/lstm/step.c, src/lstm/unroll.c), at sizes
+ * with partial tiles, several chunks and parallel steps:
  *   - the meta-gradient and theta are identical bit for bit with 1 and 2 threads (fixed
  *     chunks summed in order; tiles computed the same way on any thread);
  *   - the unroll's forward equals l2l_lstm_step driven by the same gradients bit for bit
- *     (one cell_forward for the step, the unroll and the backward's recompute);
+ *     (one l2l_cell_forward for the step, the unroll and the backward's recompute);
  *   - inference steps are identical with 1 and 2 threads.
  * Agreement with the slow reference is tests/test_lstm.c's job. */
 #include <string.h>
@@ -11,6 +11,7 @@
 #include <omp.h>
 #endif
 
+#include "lstm/lstm.h"
 #include "testutil.h"
 
 enum { N = 64 * 70 + 17, T = 4 }; /* 71 tiles, the last partial; 32 chunks */
@@ -43,7 +44,7 @@ static l2l_lstm make_net(void)
     l2l_lstm net;
     l2l_lstm_config cfg = {2, 20, L2L_PREPROC_LOGSIGN, 10.0f, 0.1f};
     l2l_error err;
-    assert_int_equal(l2l_lstm_create(&net, &cfg, &err), L2L_OK);
+    assert_int_equal(l2l_lstm_create(&net, &cfg, &err), L2L_STATUS_OK);
     l2l_rng rng;
     l2l_rng_seed(&rng, 5, 0);
     l2l_lstm_init(&net, &rng);
@@ -65,17 +66,19 @@ static void unroll_with(int threads, const l2l_lstm *net, float *a, float *theta
     set_threads(threads);
     l2l_task task = {.n = N, .grad_scale = 1.0f / N, .ctx = a, .loss_grad = diag_loss_grad};
     l2l_lstm_state st;
-    l2l_unroll *u;
+    l2l_unroll u;
+    const l2l_unroll_config cfg = {.T = T, .objective = L2L_OBJECTIVE_SUM};
     l2l_error err;
-    assert_int_equal(l2l_lstm_state_create(&st, net, N, &err), L2L_OK);
-    assert_int_equal(l2l_unroll_create(&u, net, N, T, &err), L2L_OK);
+    assert_int_equal(l2l_lstm_state_create(&st, net, N, &err), L2L_STATUS_OK);
+    assert_int_equal(l2l_unroll_create(&u, net, N, &cfg, &err), L2L_STATUS_OK);
     l2l_rng rng;
     l2l_rng_seed(&rng, 1, 1);
     memset(dphi, 0, net->n_params * sizeof(float));
     for (int k = 0; k < 2; k++)
-        assert_int_equal(l2l_unroll_run(u, net, &task, theta, &st, NULL, &rng, dphi, NULL, &err), L2L_OK);
+        assert_int_equal(l2l_unroll_run(&u, net, &task, theta, &st, NULL, &rng, dphi, NULL, &err),
+                         L2L_STATUS_OK);
     memcpy(h_out, st.h, (size_t)2 * 20 * N * sizeof(float));
-    l2l_unroll_free(u);
+    l2l_unroll_free(&u);
     l2l_lstm_state_free(&st);
 }
 
@@ -117,7 +120,7 @@ static void test_unroll_forward_is_step(void **state)
         unroll_with(threads, &net, a, th_u, dphi, h_u);
         l2l_lstm_state st;
         l2l_error err;
-        assert_int_equal(l2l_lstm_state_create(&st, &net, N, &err), L2L_OK);
+        assert_int_equal(l2l_lstm_state_create(&st, &net, N, &err), L2L_STATUS_OK);
         l2l_lstm_state_zero(&st);
         for (int t = 0; t < 2 * T; t++) {
             diag_loss_grad(a, th_s, grad, NULL);
@@ -125,9 +128,11 @@ static void test_unroll_forward_is_step(void **state)
             for (int i = 0; i < N; i++) th_s[i] += update[i];
         }
         for (int i = 0; i < N; i++)
-            if (th_u[i] != th_s[i]) fail_msg("%d threads, theta[%d]: unroll %.9g, steps %.9g", threads, i, th_u[i], th_s[i]);
+            if (th_u[i] != th_s[i])
+                fail_msg("%d threads, theta[%d]: unroll %.9g, steps %.9g", threads, i, th_u[i], th_s[i]);
         for (int i = 0; i < 40 * N; i++)
-            if (h_u[i] != st.h[i]) fail_msg("%d threads, h[%d]: unroll %.9g, steps %.9g", threads, i, h_u[i], st.h[i]);
+            if (h_u[i] != st.h[i])
+                fail_msg("%d threads, h[%d]: unroll %.9g, steps %.9g", threads, i, h_u[i], st.h[i]);
         l2l_lstm_state_free(&st);
     }
     free(dphi);

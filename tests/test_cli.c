@@ -81,20 +81,72 @@ static void test_usage_errors(void **state)
     expect("train --task mnist --out @/x.safetensors --mix 20x", 2, "--mix expects shapes");
     expect("train --task mnist --out @/x.safetensors --mix 20x1,0", 2, "--mix expects shapes");
     expect("train --task quadratic --out @/x.safetensors --mix 20x1", 2, "--mix applies to --task mnist");
-    expect("train --task mnist --out @/x.safetensors --rollback 1", 2, "--rollback expects 0 (off) or a factor > 1");
-    expect("train --task mnist --out @/x.safetensors --average 1", 2, "--average expects a decay in [0, 1)");
     expect("train --task mnist --out @/x.safetensors --init @/x.safetensors --p 5", 2, "--init FILE takes");
-    expect("train --task mnist --out @/x.safetensors --rescale 21", 2, "--rescale expects a number in [0, 20]");
-    expect("train --task mnist --out @/x.safetensors --imitate nag:0:5", 2, "--imitate expects TEACHER:LR:EPOCHS");
-    expect("train --task mnist --out @/x.safetensors --imitate bfgs:1:5", 2, "--imitate expects TEACHER:LR:EPOCHS");
-    expect("train --task mnist --out @/x.safetensors --imitate nag:1:0", 2, "not both 0");
-    expect("train --task mnist --out @/x.safetensors --es 8", 2, "--es expects PAIRS:SIGMA");
-    expect("train --task mnist --out @/x.safetensors --imitate nag:1:5:-1", 2, "--imitate expects");
-    expect("train --task mnist --out @/x.safetensors --init @/x.safetensors --out-init 0.1", 2, "--init FILE takes");
+    expect("train --task mnist --out @/x.safetensors --init @/x.safetensors --lstm-hidden 8", 2,
+           "--init FILE takes");
     expect("eval --task quadratic --optimizer nag --lr 1 --pool 5", 0, NULL); /* ignored there */
     expect("compare --optimizer x.safetensors --out @/c --baselines nag,lbfgs", 2, "--baselines expects");
     expect("compare --optimizer x.safetensors --out @/c --baselines nag,nag", 2, "--baselines expects");
     expect("compare --optimizer x.safetensors --out @/c --baselines nag,", 2, "--baselines expects");
+    expect("train extra --out @/x.safetensors", 2, "unexpected argument 'extra'");
+    expect("eval --optimizer nag --lr 1 --epochs 3", 2, "unknown option '--epochs'"); /* train's */
+    expect("tune --optimizer lstm", 2, "--optimizer expects one of sgd, nag, rmsprop, adam, nag-floor");
+    expect("bench", 2, "unknown command 'bench'"); /* now its own program, l2l-bench */
+}
+
+/* The switches that measured nothing are gone: each is an unknown option. */
+static void test_removed_options(void **state)
+{
+    (void)state;
+    static const char *const removed[] = {"--lr-half-life 10", "--rollback 2", "--average 0.5",
+                                          "--rescale 1", "--out-init 0.5", "--weighting last",
+                                          "--imitate nag:1:5", "--es 8:0.01", "--quick"};
+    for (size_t i = 0; i < sizeof removed / sizeof *removed; i++) {
+        char args[256], phrase[64];
+        snprintf(args, sizeof args, "train --task mnist --out @/x.safetensors %s", removed[i]);
+        snprintf(phrase, sizeof phrase, "unknown option '%.*s'", (int)strcspn(removed[i], " "), removed[i]);
+        expect(args, 2, phrase);
+    }
+    expect("train --out @/x.safetensors --objective log-each", 2, "--objective expects one of sum, log, got 'log-each'");
+}
+
+/* Each option's value is checked against its range in the type it is stored in. */
+static void test_ranges(void **state)
+{
+    (void)state;
+    /* 1e-50 is a positive double but 0 as the float the meta learning rate is */
+    expect("train --out @/x.safetensors --lr 1e-50", 2, "--lr expects a number in [1e-12, 1e+06]");
+    assert_non_null(strstr(out, "'1e-50'"));
+    expect("train --out @/x.safetensors --lr 1e39", 2, "--lr expects a number"); /* inf as a float */
+    expect("train --lr 1e-12", 2, "--out FILE.safetensors is required"); /* the bound itself passes */
+    expect("train --out @/x.safetensors --p 80", 2, "--p expects a number in [0.001, 79]");
+    expect("train --out @/x.safetensors --epochs 0", 2, "--epochs expects an integer in 1..100000000, got '0'");
+    expect("train --out @/x.safetensors --seed 1.5", 2, "--seed expects an integer");
+    expect("train --out @/x.safetensors --steps 2x", 2, "--steps expects an integer");
+    expect("train --out @/x.safetensors --lr", 2, "option '--lr' needs a value");
+    expect("train --out @/x.safetensors --select best", 2, "--select expects one of mean, final, got 'best'");
+    expect("train --out= --lr=1e-3", 2, "--out expects a file name, got ''");
+    expect("plot @/x.csv --out @/x.png --linear=1", 2, "option '--linear' takes no value");
+    expect("train --help", 0, "--estimator");
+    assert_non_null(strstr(out, "--meta-batch"));
+    assert_non_null(strstr(out, "--task quadratic|mnist"));
+}
+
+/* --estimator tbptt | es:PAIRS:SIGMA | imitate:TEACHER:LR, nothing else. */
+static void test_estimator(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {"es:0:0.01", "es:2", "es:2:0", "es:2:1e-50", "es:x:1",
+                                      "imitate:bfgs:1", "imitate:nag:0", "imitate:nag:1:5",
+                                      "imitate:nag", "sgd", "tbptt:1"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char args[256];
+        snprintf(args, sizeof args, "train --out @/x.safetensors --estimator %s", bad[i]);
+        expect(args, 2, "--estimator expects tbptt, es:PAIRS:SIGMA");
+    }
+    expect("train --task quadratic --dim 2 --batch 2 --epochs 1 --steps 20 --eval-every 0 "
+           "--estimator tbptt --out @/tb.safetensors", 0, NULL);
+    expect("info @/tb.safetensors", 0, "estimator        tbptt");
 }
 
 static void test_pool(void **state)
@@ -129,28 +181,12 @@ static void test_pool(void **state)
     expect("train --task mnist --data @ --mix 2x1,3x2 --epochs 1 --steps 20 --eval-every 0 "
            "--out @/m.safetensors", 0, "mix of 2");
     expect("info @/m.safetensors", 0, "2x1,3x2");
-    expect("train --task mnist --data @ --mix 2x1,3x2 --objective log-each --epochs 1 --steps 20 "
-           "--eval-every 0 --out @/e.safetensors", 0, "mix of 2");
-    expect("info @/e.safetensors", 0, "log-each");
-    /* Random rescaling during meta-training is recorded with the optimizer. */
-    expect("train --task mnist --data @ --hidden 2 --epochs 1 --steps 20 --eval-every 1 --valid 1 "
-           "--rescale 1.5 --out @/c.safetensors", 0, NULL);
-    expect("info @/c.safetensors", 0, "rescale          1.5");
-    expect("train --task mnist --data @ --hidden 2 --epochs 1 --steps 20 --eval-every 0 "
-           "--out-init 0.25 --out @/z.safetensors", 0, NULL);
-    expect("info @/z.safetensors", 0, "out_init         0.25");
     expect("train --task mnist --data @ --hidden 2 --epochs 2 --steps 20 --eval-every 0 "
-           "--imitate nag-floor:1:1 --out @/n.safetensors", 0, NULL);
-    expect("info @/n.safetensors", 0, "nag-floor:1:1:0");
+           "--estimator imitate:nag-floor:1 --out @/n.safetensors", 0, NULL);
+    expect("info @/n.safetensors", 0, "imitate:nag-floor:1");
     expect("train --task mnist --data @ --hidden 2 --epochs 1 --steps 20 --eval-every 0 "
-           "--imitate adam:0.01:0:500 --out @/w.safetensors", 0, NULL);
-    expect("info @/w.safetensors", 0, "adam:0.01:0:500");
-    expect("train --task mnist --data @ --hidden 2 --epochs 1 --steps 20 --eval-every 0 "
-           "--es 2:0.01 --weighting last --out @/v.safetensors", 0, NULL);
-    expect("info @/v.safetensors", 0, "2:0.01");
-    expect("info @/v.safetensors", 0, "weighting        last");
-    expect("train --task mnist --data @ --hidden 2 --epochs 1 --steps 20 --eval-every 0 "
-           "--es 2:0.01 --imitate nag:1:1 --out @/v.safetensors", 1, "without imitation");
+           "--estimator es:2:0.01 --out @/v.safetensors", 0, NULL);
+    expect("info @/v.safetensors", 0, "es:2:0.01");
     /* Without a test split, the default pool cannot be sized: say so. */
     char path[512];
     snprintf(path, sizeof path, "%s/t10k-images-idx3-ubyte", dir);
@@ -178,6 +214,9 @@ int main(int argc, char **argv)
     write_split("t10k", 10, &rng);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_usage_errors),
+        cmocka_unit_test(test_removed_options),
+        cmocka_unit_test(test_ranges),
+        cmocka_unit_test(test_estimator),
         cmocka_unit_test(test_pool),
     };
     int failed = cmocka_run_group_tests_name("cli", tests, NULL, NULL);

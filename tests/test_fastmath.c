@@ -1,5 +1,5 @@
 /* The vectorisable exp, sigmoid and tanh against libm (in double) on a dense grid. */
-#include "fastmath.h"
+#include "lstm/fastmath.h"
 #include "testutil.h"
 
 static double ulp_at(double v)

@@ -67,7 +67,7 @@ static void expect_error(l2l_status st, const l2l_error *err, l2l_status status,
 {
     if (st != status)
         fail_msg("expected status '%s', found '%s' (message: %s)", l2l_status_name(status),
-                 l2l_status_name(st), st == L2L_OK ? "-" : err->msg);
+                 l2l_status_name(st), st == L2L_STATUS_OK ? "-" : err->msg);
     if (err->status != status)
         fail_msg("err->status is '%s', expected '%s'", l2l_status_name(err->status),
                  l2l_status_name(status));
@@ -110,7 +110,7 @@ static void test_load_plain_and_gzip(void **state)
         l2l_dataset ds;
         l2l_error err = {0};
         l2l_status st = l2l_idx_load(&ds, pairs[k][0], pairs[k][1], &err);
-        if (st != L2L_OK) fail_msg("pair %d: %s", k, err.msg);
+        if (st != L2L_STATUS_OK) fail_msg("pair %d: %s", k, err.msg);
         check_contents(&ds);
         assert_int_equal(ds.n_classes, 3); /* max label + 1 */
         l2l_dataset_free(&ds);
@@ -132,18 +132,18 @@ static void test_bad_magic(void **state)
     l2l_error err = {0};
 
     write_idx(img, 0xdeadbeef, 3, dims, px, sizeof px, 0);
-    expect_error(l2l_idx_load(&ds, img, lab, &err), &err, L2L_ERR_FORMAT, &ds,
+    expect_error(l2l_idx_load(&ds, img, lab, &err), &err, L2L_STATUS_FORMAT, &ds,
                  "bad magic number 0xdeadbeef", "expected 0x00000803");
     assert_non_null(strstr(err.msg, img));
 
     /* float elements (type 0x0d) are not unsigned bytes */
     write_idx(img, 0x00000d03, 3, dims, px, sizeof px, 0);
-    expect_error(l2l_idx_load(&ds, img, lab, &err), &err, L2L_ERR_FORMAT, &ds,
+    expect_error(l2l_idx_load(&ds, img, lab, &err), &err, L2L_STATUS_FORMAT, &ds,
                  "bad magic number 0x00000d03", NULL);
 
     /* a gzipped file with a bad magic is reported the same way */
     write_idx(img, 0x12345678, 3, dims, px, sizeof px, 1);
-    expect_error(l2l_idx_load(&ds, img, lab, &err), &err, L2L_ERR_FORMAT, &ds,
+    expect_error(l2l_idx_load(&ds, img, lab, &err), &err, L2L_STATUS_FORMAT, &ds,
                  "bad magic number 0x12345678", NULL);
 }
 
@@ -159,12 +159,12 @@ static void test_wrong_dimension_count(void **state)
     write_labels(lab, labels3, N_IMG, 0);
     l2l_dataset ds;
     l2l_error err = {0};
-    expect_error(l2l_idx_load(&ds, img, lab, &err), &err, L2L_ERR_FORMAT, &ds,
+    expect_error(l2l_idx_load(&ds, img, lab, &err), &err, L2L_STATUS_FORMAT, &ds,
                  "says 2 dimensions, expected 3", img);
 
     /* image and label files swapped */
     write_images(img, 0);
-    expect_error(l2l_idx_load(&ds, lab, img, &err), &err, L2L_ERR_FORMAT, &ds,
+    expect_error(l2l_idx_load(&ds, lab, img, &err), &err, L2L_STATUS_FORMAT, &ds,
                  "says 1 dimension, expected 3", "swapped");
 }
 
@@ -184,16 +184,16 @@ static void test_truncated(void **state)
     /* 24 data bytes promised, 20 present; plain and gzipped */
     for (int gz = 0; gz <= 1; gz++) {
         write_idx(img, 0x803, 3, dims, px, sizeof px - 4, gz);
-        expect_error(l2l_idx_load(&ds, img, lab, &err), &err, L2L_ERR_FORMAT, &ds,
+        expect_error(l2l_idx_load(&ds, img, lab, &err), &err, L2L_STATUS_FORMAT, &ds,
                      "truncated data: the header promises 24 bytes", "found 20");
     }
 
     /* a header cut inside the sizes, and an empty file */
     write_idx(img, 0x803, 1, dims, NULL, 0, 0);
-    expect_error(l2l_idx_load(&ds, img, lab, &err), &err, L2L_ERR_FORMAT, &ds,
+    expect_error(l2l_idx_load(&ds, img, lab, &err), &err, L2L_STATUS_FORMAT, &ds,
                  "truncated header: expected 16 bytes, found 8", NULL);
     tu_write_file(img, "", 0);
-    expect_error(l2l_idx_load(&ds, img, lab, &err), &err, L2L_ERR_FORMAT, &ds,
+    expect_error(l2l_idx_load(&ds, img, lab, &err), &err, L2L_STATUS_FORMAT, &ds,
                  "truncated header", "found 0");
 
     /* a gzip stream cut in the middle: the bytes of a valid .gz file, less its tail */
@@ -210,14 +210,14 @@ static void test_truncated(void **state)
     assert_true(gzlen > 40 && gzlen < sizeof gzbytes);
     tu_write_file(img, gzbytes, gzlen / 2);
     l2l_status st = l2l_idx_load(&ds, img, lab, &err);
-    assert_int_not_equal(st, L2L_OK);
+    assert_int_not_equal(st, L2L_STATUS_OK);
     if (!strstr(err.msg, img)) fail_msg("message does not name the file: %s", err.msg);
     assert_null(ds.images);
 
     /* the whole stream, with a wrong CRC-32 in the gzip trailer (bytes len-8 .. len-5) */
     gzbytes[gzlen - 8] ^= 0xff;
     tu_write_file(img, gzbytes, gzlen);
-    expect_error(l2l_idx_load(&ds, img, lab, &err), &err, L2L_ERR_FORMAT, &ds,
+    expect_error(l2l_idx_load(&ds, img, lab, &err), &err, L2L_STATUS_FORMAT, &ds,
                  "corrupt gzip data", "incorrect data check");
 }
 
@@ -234,7 +234,7 @@ static void test_trailing_garbage(void **state)
     l2l_error err = {0};
     for (int gz = 0; gz <= 1; gz++) {
         write_idx(lab, 0x801, 1, &n, more, sizeof more, gz);
-        expect_error(l2l_idx_load(&ds, img, lab, &err), &err, L2L_ERR_FORMAT, &ds,
+        expect_error(l2l_idx_load(&ds, img, lab, &err), &err, L2L_STATUS_FORMAT, &ds,
                      "3 trailing bytes", lab);
     }
 }
@@ -249,7 +249,7 @@ static void test_counts_disagree(void **state)
     write_labels(lab, labels3, 2, 0);
     l2l_dataset ds;
     l2l_error err = {0};
-    expect_error(l2l_idx_load(&ds, img, lab, &err), &err, L2L_ERR_FORMAT, &ds,
+    expect_error(l2l_idx_load(&ds, img, lab, &err), &err, L2L_STATUS_FORMAT, &ds,
                  "image and label counts disagree", "3 images");
     assert_non_null(strstr(err.msg, "2 labels"));
 }
@@ -266,22 +266,22 @@ static void test_bad_sizes(void **state)
 
     const uint32_t zero[3] = {N_IMG, 0, COLS};
     write_idx(img, 0x803, 3, zero, NULL, 0, 0);
-    expect_error(l2l_idx_load(&ds, img, lab, &err), &err, L2L_ERR_FORMAT, &ds,
+    expect_error(l2l_idx_load(&ds, img, lab, &err), &err, L2L_STATUS_FORMAT, &ds,
                  "dimension 1 is 0", "positive");
 
     const uint32_t negative[3] = {0x80000000u, ROWS, COLS};
     write_idx(img, 0x803, 3, negative, NULL, 0, 0);
-    expect_error(l2l_idx_load(&ds, img, lab, &err), &err, L2L_ERR_FORMAT, &ds,
+    expect_error(l2l_idx_load(&ds, img, lab, &err), &err, L2L_STATUS_FORMAT, &ds,
                  "dimension 0 is 2147483648", NULL);
 
     const uint32_t wide[3] = {1, 1, 1u << 20};
     write_idx(img, 0x803, 3, wide, NULL, 0, 0);
-    expect_error(l2l_idx_load(&ds, img, lab, &err), &err, L2L_ERR_FORMAT, &ds, "absurd", NULL);
+    expect_error(l2l_idx_load(&ds, img, lab, &err), &err, L2L_STATUS_FORMAT, &ds, "absurd", NULL);
 
     /* sizes that pass one by one but promise far too much data */
     const uint32_t huge[3] = {0x7fffffffu, 60000, 60000};
     write_idx(img, 0x803, 3, huge, NULL, 0, 0);
-    expect_error(l2l_idx_load(&ds, img, lab, &err), &err, L2L_ERR_FORMAT, &ds,
+    expect_error(l2l_idx_load(&ds, img, lab, &err), &err, L2L_STATUS_FORMAT, &ds,
                  "more than the limit", NULL);
 }
 
@@ -294,8 +294,8 @@ static void test_missing_file(void **state)
     write_images(img, 0);
     l2l_dataset ds;
     l2l_error err = {0};
-    expect_error(l2l_idx_load(&ds, img, lab, &err), &err, L2L_ERR_IO, &ds, "cannot open", lab);
-    expect_error(l2l_idx_load(&ds, "/nonexistent/dir/images", lab, &err), &err, L2L_ERR_IO,
+    expect_error(l2l_idx_load(&ds, img, lab, &err), &err, L2L_STATUS_IO, &ds, "cannot open", lab);
+    expect_error(l2l_idx_load(&ds, "/nonexistent/dir/images", lab, &err), &err, L2L_STATUS_IO,
                  &ds, "/nonexistent/dir/images", "No such file");
 }
 
@@ -321,19 +321,19 @@ static void test_mnist_load(void **state)
     l2l_dataset ds;
     l2l_error err = {0};
 
-    if (l2l_mnist_load(&ds, dir, "train", &err) != L2L_OK) fail_msg("%s", err.msg);
+    if (l2l_mnist_load(&ds, dir, "train", &err) != L2L_STATUS_OK) fail_msg("%s", err.msg);
     check_contents(&ds);
     assert_int_equal(ds.n_classes, 10); /* digits, whatever the largest label present */
     l2l_dataset_free(&ds);
 
-    if (l2l_mnist_load(&ds, dirgz, "t10k", &err) != L2L_OK) fail_msg("%s", err.msg);
+    if (l2l_mnist_load(&ds, dirgz, "t10k", &err) != L2L_STATUS_OK) fail_msg("%s", err.msg);
     check_contents(&ds);
     l2l_dataset_free(&ds);
 
-    expect_error(l2l_mnist_load(&ds, dir, "t10k", &err), &err, L2L_ERR_IO, &ds,
+    expect_error(l2l_mnist_load(&ds, dir, "t10k", &err), &err, L2L_STATUS_IO, &ds,
                  "MNIST file not found", "t10k-images-idx3-ubyte.gz");
     assert_non_null(strstr(err.msg, "make data"));
-    expect_error(l2l_mnist_load(&ds, dir, "test", &err), &err, L2L_ERR_ARG, &ds,
+    expect_error(l2l_mnist_load(&ds, dir, "test", &err), &err, L2L_STATUS_ARG, &ds,
                  "unknown MNIST split 'test'", NULL);
 }
 
@@ -345,7 +345,7 @@ static void test_mnist_label_out_of_range(void **state)
     make_mnist_dir(dir, sizeof dir, "mnist-bad-label", "train", bad, 0);
     l2l_dataset ds;
     l2l_error err = {0};
-    expect_error(l2l_mnist_load(&ds, dir, "train", &err), &err, L2L_ERR_FORMAT, &ds,
+    expect_error(l2l_mnist_load(&ds, dir, "train", &err), &err, L2L_STATUS_FORMAT, &ds,
                  "label 2 is 10", "expected a digit 0..9");
     assert_non_null(strstr(err.msg, "train-labels-idx1-ubyte"));
 }
@@ -371,7 +371,7 @@ static void test_fetched_mnist(void **state)
     for (int s = 0; s < 2; s++) {
         l2l_dataset ds;
         l2l_error err = {0};
-        if (l2l_mnist_load(&ds, dir, splits[s], &err) != L2L_OK) fail_msg("%s", err.msg);
+        if (l2l_mnist_load(&ds, dir, splits[s], &err) != L2L_STATUS_OK) fail_msg("%s", err.msg);
         assert_int_equal(ds.n, sizes[s]);
         assert_int_equal(ds.rows, 28);
         assert_int_equal(ds.cols, 28);

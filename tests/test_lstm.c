@@ -6,7 +6,9 @@
 #include <omp.h>
 #endif
 
+#include "lstm/lstm.h"
 #include "lstm_ref.h"
+#include "optim/adam.h"
 #include "testutil.h"
 
 /* ---------------------------------------------------------------- helpers */
@@ -24,8 +26,6 @@ static void fill_normal(double *v, size_t n, double std, l2l_rng *rng)
 typedef struct {
     int dim, batch;
     double W[8][4][4], y[8][4];
-    double last[8];   /* each function's loss at the last evaluation */
-    size_t off[9];    /* function b's coordinates are [off[b], off[b + 1]) */
 } quad_fixed;
 
 static double quad_ref_loss_grad(void *ctx, const double *theta, double *grad)
@@ -39,8 +39,6 @@ static double quad_ref_loss_grad(void *ctx, const double *theta, double *grad)
             for (int j = 0; j < q->dim; j++) r[i] += q->W[b][i][j] * theta[b * q->dim + j];
             total += r[i] * r[i];
         }
-        q->last[b] = 0;
-        for (int i = 0; i < q->dim; i++) q->last[b] += r[i] * r[i];
         for (int j = 0; j < q->dim; j++) {
             double s = 0;
             for (int i = 0; i < q->dim; i++) s += q->W[b][i][j] * r[i];
@@ -48,22 +46,6 @@ static double quad_ref_loss_grad(void *ctx, const double *theta, double *grad)
         }
     }
     return total / q->batch;
-}
-
-/* The functions as the batch's parts: the losses at theta (reference), at the last
- * evaluation (fast path). */
-static void quad_ref_part_losses(void *ctx, const double *theta, double *out)
-{
-    quad_fixed *q = ctx;
-    double g[32];
-    quad_ref_loss_grad(ctx, theta, g);
-    memcpy(out, q->last, (size_t)q->batch * sizeof(double));
-}
-
-static void quad_float_part_losses(void *ctx, double *out)
-{
-    quad_fixed *q = ctx;
-    memcpy(out, q->last, (size_t)q->batch * sizeof(double));
 }
 
 static double quad_float_loss_grad(void *ctx, const float *theta, float *grad, l2l_rng *rng)
@@ -87,15 +69,13 @@ static void quad_init(quad_fixed *q, int dim, int batch, l2l_rng *rng)
             q->y[b][i] = l2l_rng_normal(rng);
             for (int j = 0; j < dim; j++) q->W[b][i][j] = (float)(0.5 * l2l_rng_normal(rng));
         }
-    for (int b = 0; b <= batch; b++) q->off[b] = (size_t)b * dim;
 }
 
-/* The batch as a reference task whose parts are its functions. */
+/* The batch as a reference task. */
 static l2l_ref_task quad_ref_task(quad_fixed *q)
 {
     return (l2l_ref_task){.n = (size_t)q->dim * q->batch, .grad_scale = 1.0 / q->batch, .ctx = q,
-                          .loss_grad = quad_ref_loss_grad, .n_parts = q->batch, .part_off = q->off,
-                          .part_losses = quad_ref_part_losses};
+                          .loss_grad = quad_ref_loss_grad};
 }
 
 static l2l_lstm make_net(int layers, int hidden, l2l_preproc pre, float scale, uint64_t seed)
@@ -103,7 +83,7 @@ static l2l_lstm make_net(int layers, int hidden, l2l_preproc pre, float scale, u
     l2l_lstm net;
     l2l_lstm_config cfg = {layers, hidden, pre, 10.0f, scale};
     l2l_error err;
-    assert_int_equal(l2l_lstm_create(&net, &cfg, &err), L2L_OK);
+    assert_int_equal(l2l_lstm_create(&net, &cfg, &err), L2L_STATUS_OK);
     l2l_rng rng;
     l2l_rng_seed(&rng, seed, 0);
     l2l_lstm_init(&net, &rng);
@@ -168,13 +148,14 @@ typedef struct {
     double *xs; /* frozen inputs (T, N, D) */
     const double *w; /* meta-loss weights (T) or NULL */
     int log_loss;
-    double imitate, targets[64]; /* imitation weight and targets (T, N) */
+    int imitate;         /* with imitation of targets (T, N) */
+    double targets[64];
 } unroll_case;
 
 static double frozen_meta_loss(unroll_case *uc, const double *phi)
 {
     l2l_ref_task task = quad_ref_task(&uc->q);
-    task.imitate = uc->imitate, task.targets = uc->targets;
+    task.targets = uc->imitate ? uc->targets : NULL;
     double theta[32], h[256], c[256];
     memcpy(theta, uc->theta0, sizeof theta), memcpy(h, uc->h0, sizeof h), memcpy(c, uc->c0, sizeof c);
     return l2l_ref_unroll(&uc->cfg, phi, &task, uc->T, uc->w, uc->log_loss, theta, h, c, uc->xs, NULL,
@@ -185,7 +166,7 @@ static double frozen_meta_loss(unroll_case *uc, const double *phi)
  * dropped is the exact gradient of the meta-loss with the optimizer's inputs frozen at
  * the values the forward pass saw. Returns the number of mismatches (0 = pass). */
 static int check_unroll_fd(int layers, int hidden, l2l_preproc pre, double scale, int T, int log_loss,
-                           double imitate, int report)
+                           int imitate, int report)
 {
     static const double w[8] = {0.5, 1.5, 0.25, 2.0, 1.0, 0.75, 1.25, 3.0};
     unroll_case uc = {.cfg = {layers, hidden, pre, 10.0f, (float)scale}, .T = T,
@@ -204,7 +185,7 @@ static int check_unroll_fd(int layers, int hidden, l2l_preproc pre, double scale
     fill_normal(uc.targets, (size_t)T * N, 0.2, &rng);
 
     l2l_ref_task task = quad_ref_task(&uc.q);
-    task.imitate = uc.imitate, task.targets = uc.targets;
+    task.targets = uc.imitate ? uc.targets : NULL;
     double theta[32], h[256], c[256];
     memcpy(theta, uc.theta0, sizeof theta), memcpy(h, uc.h0, sizeof h), memcpy(c, uc.c0, sizeof c);
     l2l_ref_unroll(&uc.cfg, phi, &task, T, uc.w, uc.log_loss, theta, h, c, NULL, uc.xs, NULL, dphi);
@@ -262,8 +243,7 @@ static void test_unroll_fd(void **state)
     assert_int_equal(check_unroll_fd(2, 3, L2L_PREPROC_LOGSIGN, 0.1, 4, 0, 0, 1), 0);
     assert_int_equal(check_unroll_fd(1, 2, L2L_PREPROC_NONE, 1.0, 3, 0, 0, 1), 0);
     assert_int_equal(check_unroll_fd(3, 2, L2L_PREPROC_LOGSIGN, 0.5, 3, 1, 0, 1), 0); /* log f */
-    assert_int_equal(check_unroll_fd(2, 3, L2L_PREPROC_LOGSIGN, 0.1, 4, 2, 0, 1), 0); /* mean log f_i */
-    assert_int_equal(check_unroll_fd(2, 3, L2L_PREPROC_LOGSIGN, 0.1, 4, 1, 0.7, 1), 0); /* imitation */
+    assert_int_equal(check_unroll_fd(2, 3, L2L_PREPROC_LOGSIGN, 0.1, 4, 1, 1, 1), 0); /* imitation */
     assert_int_equal(check_unroll_fd(0, 0, L2L_PREPROC_NONE, 1.0, 5, 0, 0, 1), 0);
     assert_int_equal(check_unroll_fd(0, 0, L2L_PREPROC_LOGSIGN, 0.1, 3, 0, 0, 1), 0);
 }
@@ -298,8 +278,7 @@ static void teacher_step(void *ctx, const float *grad, float *target)
 }
 
 /* Two consecutive unrolls of T steps, float fast path vs double reference.
- * weighted: 0 plain, 1 meta-loss weights, 2 log f, 3 mean of the parts' log f_i,
- * 4 weights and imitation of a teacher. */
+ * weighted: 0 plain, 1 meta-loss weights, 2 log f, 3 weights and imitation of a teacher. */
 static void compare_fast_ref(int layers, int hidden, l2l_preproc pre, float scale, int dim,
                              int batch, int T, int weighted)
 {
@@ -313,8 +292,7 @@ static void compare_fast_ref(int layers, int hidden, l2l_preproc pre, float scal
     quad_init(&q, dim, batch, &rng);
     const size_t N = (size_t)dim * batch, P = net.n_params;
     const int L = net.cfg.layers, H = net.cfg.hidden;
-    l2l_task task = {.n = N, .grad_scale = 1.0f / batch, .ctx = &q, .loss_grad = quad_float_loss_grad,
-                     .n_parts = batch, .part_off = q.off, .part_losses = quad_float_part_losses};
+    l2l_task task = {.n = N, .grad_scale = 1.0f / batch, .ctx = &q, .loss_grad = quad_float_loss_grad};
     l2l_ref_task rtask = quad_ref_task(&q);
 
     float *theta = calloc(N, sizeof(float)), *dphi = calloc(P, sizeof(float));
@@ -325,26 +303,23 @@ static void compare_fast_ref(int layers, int hidden, l2l_preproc pre, float scal
     for (size_t i = 0; i < P; i++) rphi[i] = net.phi[i];
 
     l2l_lstm_state st;
-    l2l_unroll *u;
+    l2l_unroll u;
     l2l_error err;
-    assert_int_equal(l2l_lstm_state_create(&st, &net, N, &err), L2L_OK);
-    assert_int_equal(l2l_unroll_create(&u, &net, N, T, &err), L2L_OK);
+    assert_int_equal(l2l_lstm_state_create(&st, &net, N, &err), L2L_STATUS_OK);
     test_teacher tt = {.n = N, .rec = calloc((size_t)T * N, sizeof(double))};
-    if (weighted == 4) {
-        assert_int_equal(l2l_unroll_set_teacher(u, teacher_step, &tt, -1, &err), L2L_ERR_ARG);
-        assert_int_equal(l2l_unroll_set_teacher(u, teacher_step, &tt, 3.0f, &err), L2L_OK);
-        rtask.imitate = 3.0, rtask.targets = tt.rec;
-    }
+    const l2l_unroll_config ucfg = {.T = T, .objective = weighted == 2 ? L2L_OBJECTIVE_LOG : L2L_OBJECTIVE_SUM,
+                                    .teacher = weighted == 3 ? teacher_step : NULL, .teacher_ctx = &tt};
+    assert_int_equal(l2l_unroll_create(&u, &net, N, &ucfg, &err), L2L_STATUS_OK);
+    if (weighted == 3) rtask.targets = tt.rec;
     double losses[64], rlosses[64];
     for (int unroll = 0; unroll < 2; unroll++) {
         memset(dphi, 0, P * sizeof(float));
         memset(rdphi, 0, P * sizeof(double));
         tt.row = 0;
-        l2l_unroll_set_log_loss(u, weighted == 2 || weighted == 3 ? weighted - 1 : 0);
-        assert_int_equal(l2l_unroll_run(u, &net, &task, theta, &st, weighted ? wf : NULL, &rng, dphi,
-                                        losses, &err), L2L_OK);
-        if (weighted == 4) assert_int_equal(tt.row, T); /* one target per step */
-        l2l_ref_unroll(&net.cfg, rphi, &rtask, T, weighted ? wd : NULL, weighted == 2 || weighted == 3 ? weighted - 1 : 0, rtheta, rh, rc,
+        assert_int_equal(l2l_unroll_run(&u, &net, &task, theta, &st, weighted ? wf : NULL, &rng, dphi,
+                                        losses, &err), L2L_STATUS_OK);
+        if (weighted == 3) assert_int_equal(tt.row, T); /* one target per step */
+        l2l_ref_unroll(&net.cfg, rphi, &rtask, T, weighted ? wd : NULL, weighted == 2, rtheta, rh, rc,
                        NULL, NULL, rlosses, rdphi);
         for (int t = 0; t <= T; t++)
             EXPECT_CLOSE(losses[t], rlosses[t], 1e-6, 1e-4, "L=%d N=%zu unroll %d loss[%d]", L, N, unroll, t);
@@ -364,7 +339,7 @@ static void compare_fast_ref(int layers, int hidden, l2l_preproc pre, float scal
             for (size_t n = 0; n < N; n++)
                 EXPECT_CLOSE(st.h[((size_t)l * H + k) * N + n], rh[(n * L + l) * H + k], 1e-5, 1e-4,
                              "h[l=%d,k=%d,n=%zu]", l, k, n);
-    l2l_unroll_free(u);
+    l2l_unroll_free(&u);
     l2l_lstm_state_free(&st);
     l2l_lstm_free(&net);
     free(tt.rec);
@@ -379,9 +354,8 @@ static void test_fast_matches_reference(void **state)
     compare_fast_ref(2, 20, L2L_PREPROC_LOGSIGN, 0.1f, 4, 8, 4, 1); /* meta-loss weights */
     compare_fast_ref(1, 7, L2L_PREPROC_NONE, 0.3f, 3, 8, 3, 0);
     compare_fast_ref(2, 20, L2L_PREPROC_LOGSIGN, 0.1f, 4, 8, 4, 2); /* log meta-loss */
-    compare_fast_ref(2, 20, L2L_PREPROC_LOGSIGN, 0.1f, 4, 8, 4, 3); /* mean of the parts' logs */
-    compare_fast_ref(2, 20, L2L_PREPROC_LOGSIGN, 0.1f, 4, 8, 4, 4); /* imitation of a teacher */
-    compare_fast_ref(2, 20, L2L_PREPROC_LOGSIGN, 0.1f, 3, 2, 5, 4); /* the same on a partial tile */
+    compare_fast_ref(2, 20, L2L_PREPROC_LOGSIGN, 0.1f, 4, 8, 4, 3); /* imitation of a teacher */
+    compare_fast_ref(2, 20, L2L_PREPROC_LOGSIGN, 0.1f, 3, 2, 5, 3); /* the same on a partial tile */
     compare_fast_ref(0, 0, L2L_PREPROC_NONE, 1.0f, 2, 3, 4, 1);
 }
 
@@ -426,13 +400,14 @@ static void run_tiles(int threads, float *dphi_out, float *theta_out)
     l2l_lstm net = make_net(2, 20, L2L_PREPROC_LOGSIGN, 0.1f, 17);
     l2l_task task = {.n = N, .grad_scale = 1.0f / N, .ctx = a, .loss_grad = diag_loss_grad};
     l2l_lstm_state st;
-    l2l_unroll *u;
+    l2l_unroll u;
     l2l_error err;
-    assert_int_equal(l2l_lstm_state_create(&st, &net, N, &err), L2L_OK);
-    assert_int_equal(l2l_unroll_create(&u, &net, N, T, &err), L2L_OK);
+    const l2l_unroll_config ucfg = {.T = T};
+    assert_int_equal(l2l_lstm_state_create(&st, &net, N, &err), L2L_STATUS_OK);
+    assert_int_equal(l2l_unroll_create(&u, &net, N, &ucfg, &err), L2L_STATUS_OK);
     for (int i = 0; i < N; i++) theta_out[i] = (float)l2l_rng_normal(&rng);
     memset(dphi_out, 0, net.n_params * sizeof(float));
-    assert_int_equal(l2l_unroll_run(u, &net, &task, theta_out, &st, NULL, &rng, dphi_out, NULL, &err), L2L_OK);
+    assert_int_equal(l2l_unroll_run(&u, &net, &task, theta_out, &st, NULL, &rng, dphi_out, NULL, &err), L2L_STATUS_OK);
 
     if (threads == 1) { /* and against the reference */
         double *rphi = calloc(net.n_params, sizeof(double)), *rd = calloc(net.n_params, sizeof(double));
@@ -448,7 +423,7 @@ static void run_tiles(int threads, float *dphi_out, float *theta_out)
         for (int i = 0; i < N; i++) EXPECT_CLOSE(theta_out[i], rtheta[i], 1e-5, 1e-4, "N=200 theta[%d]", i);
         free(rphi), free(rd), free(fd);
     }
-    l2l_unroll_free(u);
+    l2l_unroll_free(&u);
     l2l_lstm_state_free(&st);
     l2l_lstm_free(&net);
 }
@@ -479,7 +454,7 @@ static void test_step_matches_reference(void **state)
     const int L = 2, H = 20;
     l2l_lstm_state st;
     l2l_error err;
-    assert_int_equal(l2l_lstm_state_create(&st, &net, N, &err), L2L_OK);
+    assert_int_equal(l2l_lstm_state_create(&st, &net, N, &err), L2L_STATUS_OK);
     l2l_tensor_desc td[10];
     l2l_lstm_tensors(&net.cfg, td);
     double *rphi = calloc(net.n_params, sizeof(double)), *rh = calloc(N * L * H, sizeof(double));
@@ -526,25 +501,32 @@ static double square_loss_grad(void *ctx, const float *theta, float *grad, l2l_r
 static void test_authors_check(void **state)
 {
     (void)state;
-    /* PAPER.md section 4: f(x) = x², x0 = 1, no LSTM layers (g = w grad + b, w = b = 0),
+    /* docs/METHOD.md section 4: f(x) = x², x0 = 1, no LSTM layers (g = w grad + b, w = b = 0),
      * no preprocessing, scale 1, unroll 5, two unrolls, meta-Adam lr 0.01. */
     l2l_lstm net;
     l2l_lstm_config cfg = {0, 0, L2L_PREPROC_NONE, 10, 1.0f};
     l2l_error err;
-    assert_int_equal(l2l_lstm_create(&net, &cfg, &err), L2L_OK);
+    assert_int_equal(l2l_lstm_create(&net, &cfg, &err), L2L_STATUS_OK);
     assert_int_equal(net.n_params, 2);
     l2l_task task = {.n = 1, .grad_scale = 1, .loss_grad = square_loss_grad};
     l2l_lstm_state st;
-    l2l_unroll *u;
-    assert_int_equal(l2l_lstm_state_create(&st, &net, 1, &err), L2L_OK);
-    assert_int_equal(l2l_unroll_create(&u, &net, 1, 5, &err), L2L_OK);
+    l2l_unroll u;
+    const l2l_unroll_config bad_T = {.T = 0}, bad_objective = {.T = 5, .objective = 7};
+    assert_int_equal(l2l_unroll_create(&u, &net, 1, &bad_T, &err), L2L_STATUS_ARG);
+    assert_non_null(strstr(err.msg, "unroll length"));
+    l2l_unroll_free(&u); /* safe after a failed create */
+    assert_int_equal(l2l_unroll_create(&u, &net, 1, &bad_objective, &err), L2L_STATUS_ARG);
+    assert_non_null(strstr(err.msg, "objective"));
+    const l2l_unroll_config ucfg = {.T = 5, .objective = L2L_OBJECTIVE_SUM};
+    assert_int_equal(l2l_lstm_state_create(&st, &net, 1, &err), L2L_STATUS_OK);
+    assert_int_equal(l2l_unroll_create(&u, &net, 1, &ucfg, &err), L2L_STATUS_OK);
     float theta = 1, dphi[2], m[2] = {0}, v[2] = {0};
     double losses[6];
     l2l_rng rng;
     l2l_rng_seed(&rng, 0, 0);
     for (int k = 1; k <= 2; k++) {
         memset(dphi, 0, sizeof dphi);
-        assert_int_equal(l2l_unroll_run(u, &net, &task, &theta, &st, NULL, &rng, dphi, losses, &err), L2L_OK);
+        assert_int_equal(l2l_unroll_run(&u, &net, &task, &theta, &st, NULL, &rng, dphi, losses, &err), L2L_STATUS_OK);
         if (k == 1) {
             EXPECT_CLOSE(theta, 1.0, 0, 0, "x after the first unroll");
             EXPECT_CLOSE(dphi[0], 60.0, 1e-5, 0, "dL/dw after the first unroll");
@@ -558,7 +540,7 @@ static void test_authors_check(void **state)
     }
     EXPECT_CLOSE(theta, 0.8559, 5e-5, 0, "x at the end of the second unroll (authors: 0.8559)");
     EXPECT_CLOSE(losses[5], 0.7325327, 5e-5, 0, "f at the end of the second unroll (authors: 0.7325327)");
-    l2l_unroll_free(u);
+    l2l_unroll_free(&u);
     l2l_lstm_state_free(&st);
     l2l_lstm_free(&net);
 }
@@ -585,7 +567,7 @@ static void test_param_count_and_init(void **state)
     l2l_lstm_free(&net);
     l2l_error err;
     cfg.layers = 9;
-    assert_int_equal(l2l_lstm_create(&net, &cfg, &err), L2L_ERR_ARG);
+    assert_int_equal(l2l_lstm_create(&net, &cfg, &err), L2L_STATUS_ARG);
     assert_non_null(strstr(err.msg, "layers"));
 }
 

@@ -6,7 +6,7 @@
 #include <unistd.h>
 
 #include "testutil.h"
-#include "plot.h"
+#include "plot/plot.h"
 
 /* The same suppression as tests/lsan.supp, built in so that this program passes the ASan
  * build however it is run: fontconfig (under PLplot -> cairo -> pango) never frees its
@@ -73,7 +73,7 @@ static void test_png(void **state)
     l2l_error err = {0};
     l2l_status st = l2l_plot_lines(path, "Quadratic functions", "step", "loss", 1, c.s, N_SERIES,
                                    &err);
-    if (st != L2L_OK) fail_msg("expected L2L_OK, found %s: %s", l2l_status_name(st), err.msg);
+    if (st != L2L_STATUS_OK) fail_msg("expected L2L_STATUS_OK, found %s: %s", l2l_status_name(st), err.msg);
     long n = 0;
     char *buf = read_all(path, &n);
     if (n <= 5000) fail_msg("%s: expected a PNG of more than 5 kB, found %ld bytes", path, n);
@@ -101,7 +101,7 @@ static void test_svg(void **state)
     l2l_error err = {0};
     l2l_status st = l2l_plot_lines(path, "Quadratic functions", "step", "loss", 1, c.s, N_SERIES,
                                    &err);
-    if (st != L2L_OK) fail_msg("expected L2L_OK, found %s: %s", l2l_status_name(st), err.msg);
+    if (st != L2L_STATUS_OK) fail_msg("expected L2L_STATUS_OK, found %s: %s", l2l_status_name(st), err.msg);
     long n = 0;
     char *buf = read_all(path, &n);
     if (!strstr(buf, "<svg")) fail_msg("%s: expected \"<svg\" in the file, not found", path);
@@ -119,7 +119,7 @@ static void test_overwrite(void **state)
     tu_write_file(path, "old", 3);
     l2l_error err = {0};
     l2l_status st = l2l_plot_lines(path, NULL, NULL, NULL, 0, c.s, 1, &err);
-    if (st != L2L_OK) fail_msg("expected L2L_OK, found %s: %s", l2l_status_name(st), err.msg);
+    if (st != L2L_STATUS_OK) fail_msg("expected L2L_STATUS_OK, found %s: %s", l2l_status_name(st), err.msg);
     if (file_size(path) <= 5000) fail_msg("%s was not replaced (%ld bytes)", path, file_size(path));
 }
 
@@ -134,15 +134,15 @@ static void test_bad_extension(void **state)
         tu_temp_path(path, sizeof path, names[i]);
         l2l_error err = {0};
         l2l_status st = l2l_plot_lines(path, "t", "x", "y", 1, c.s, N_SERIES, &err);
-        if (st != L2L_ERR_ARG)
-            fail_msg("%s: expected L2L_ERR_ARG, found %s", names[i], l2l_status_name(st));
+        if (st != L2L_STATUS_ARG)
+            fail_msg("%s: expected L2L_STATUS_ARG, found %s", names[i], l2l_status_name(st));
         if (!strstr(err.msg, ".png")) fail_msg("%s: message does not say what is expected: %s",
                                                names[i], err.msg);
         if (file_size(path) >= 0) fail_msg("%s: a file was written", names[i]);
     }
     /* No series at all. */
     tu_temp_path(path, sizeof path, "empty.png");
-    assert_int_equal(l2l_plot_lines(path, "t", "x", "y", 0, c.s, 0, NULL), L2L_ERR_ARG);
+    assert_int_equal(l2l_plot_lines(path, "t", "x", "y", 0, c.s, 0, NULL), L2L_STATUS_ARG);
 }
 
 static void test_unwritable_directory(void **state)
@@ -157,9 +157,9 @@ static void test_unwritable_directory(void **state)
     snprintf(path, sizeof path, "%s/loss.png", dir);
     l2l_status st = l2l_plot_lines(path, "t", "x", "y", 1, c.s, N_SERIES, &err);
     /* root can write anywhere; then the plot simply succeeds. */
-    if (geteuid() != 0 && st != L2L_ERR_IO)
-        fail_msg("read-only directory: expected L2L_ERR_IO, found %s", l2l_status_name(st));
-    if (st != L2L_OK && !strstr(err.msg, "writable"))
+    if (geteuid() != 0 && st != L2L_STATUS_IO)
+        fail_msg("read-only directory: expected L2L_STATUS_IO, found %s", l2l_status_name(st));
+    if (st != L2L_STATUS_OK && !strstr(err.msg, "writable"))
         fail_msg("message does not say what to do: %s", err.msg);
 
     /* A path through a regular file fails even for root. */
@@ -168,15 +168,15 @@ static void test_unwritable_directory(void **state)
     snprintf(path, sizeof path, "%s/loss.png", dir);
     memset(&err, 0, sizeof err);
     st = l2l_plot_lines(path, "t", "x", "y", 1, c.s, N_SERIES, &err);
-    if (st != L2L_ERR_IO)
-        fail_msg("path through a file: expected L2L_ERR_IO, found %s", l2l_status_name(st));
+    if (st != L2L_STATUS_IO)
+        fail_msg("path through a file: expected L2L_STATUS_IO, found %s", l2l_status_name(st));
     if (!strstr(err.msg, path)) fail_msg("message does not name the file: %s", err.msg);
 
     tu_temp_path(dir, sizeof dir, "no/such/dir/loss.svg");
     memset(&err, 0, sizeof err);
     st = l2l_plot_lines(dir, "t", "x", "y", 0, c.s, N_SERIES, &err);
-    if (st != L2L_ERR_IO)
-        fail_msg("missing directory: expected L2L_ERR_IO, found %s", l2l_status_name(st));
+    if (st != L2L_STATUS_IO)
+        fail_msg("missing directory: expected L2L_STATUS_IO, found %s", l2l_status_name(st));
 }
 
 /* NaN, Inf, zero and negative values on a log axis; NaN errors; a series of one point;
@@ -209,16 +209,16 @@ static void test_bad_values(void **state)
         tu_temp_path(path, sizeof path, names[1 - log_y]);
         l2l_error err = {0};
         l2l_status st = l2l_plot_lines(path, "bad values", "step", "loss", log_y, s, 7, &err);
-        if (st != L2L_OK)
-            fail_msg("log_y=%d: expected L2L_OK, found %s: %s", log_y, l2l_status_name(st),
+        if (st != L2L_STATUS_OK)
+            fail_msg("log_y=%d: expected L2L_STATUS_OK, found %s: %s", log_y, l2l_status_name(st),
                      err.msg);
         if (file_size(path) <= 0) fail_msg("%s: missing or empty", path);
     }
     /* Only a constant series on a linear axis, and only one point. */
     char path[256];
     tu_temp_path(path, sizeof path, "flat.png");
-    assert_int_equal(l2l_plot_lines(path, "", "", "", 0, &s[6], 1, NULL), L2L_OK);
-    assert_int_equal(l2l_plot_lines(path, "", "", "", 1, &s[4], 1, NULL), L2L_OK);
+    assert_int_equal(l2l_plot_lines(path, "", "", "", 0, &s[6], 1, NULL), L2L_STATUS_OK);
+    assert_int_equal(l2l_plot_lines(path, "", "", "", 1, &s[4], 1, NULL), L2L_STATUS_OK);
 
     /* Nothing drawable at all: a clear error, no file. */
     double zeros[3] = {0, 0, NAN}, xs[3] = {1, 2, 3};
@@ -226,8 +226,8 @@ static void test_bad_values(void **state)
     tu_temp_path(path, sizeof path, "nothing.png");
     l2l_error err = {0};
     l2l_status st = l2l_plot_lines(path, "t", "x", "y", 1, &z, 1, &err);
-    if (st != L2L_ERR_NUMERIC)
-        fail_msg("all zero on a log axis: expected L2L_ERR_NUMERIC, found %s", l2l_status_name(st));
+    if (st != L2L_STATUS_NUMERIC)
+        fail_msg("all zero on a log axis: expected L2L_STATUS_NUMERIC, found %s", l2l_status_name(st));
     if (file_size(path) >= 0) fail_msg("%s: a file was written", path);
 }
 
@@ -251,7 +251,7 @@ static void test_many_series(void **state)
     l2l_error err = {0};
     for (int rep = 0; rep < 3; rep++) {
         l2l_status st = l2l_plot_lines(path, "many", "step", "loss", 1, s, K, &err);
-        if (st != L2L_OK) fail_msg("rep %d: expected L2L_OK, found %s: %s", rep,
+        if (st != L2L_STATUS_OK) fail_msg("rep %d: expected L2L_STATUS_OK, found %s: %s", rep,
                                    l2l_status_name(st), err.msg);
     }
 }
@@ -270,8 +270,8 @@ static int child_no_drivers(void)
         tu_temp_path(path, sizeof path, "nodriver.png");
         l2l_error err = {0};
         l2l_status st = l2l_plot_lines(path, "t", "x", "y", 1, c.s, N_SERIES, &err);
-        if (st != L2L_ERR_IO) {
-            fprintf(stderr, "no drivers, call %d: expected L2L_ERR_IO, found %s: %s\n", rep,
+        if (st != L2L_STATUS_IO) {
+            fprintf(stderr, "no drivers, call %d: expected L2L_STATUS_IO, found %s: %s\n", rep,
                     l2l_status_name(st), err.msg);
             return 3;
         }

@@ -10,7 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "safetensors.h"
+#include "io/safetensors.h"
+#include "lstm/lstm.h"
 #include "testutil.h"
 
 /* Honest for float32 over a few steps: the reference is float64, l2l float. */
@@ -54,7 +55,7 @@ static float *get(const l2l_st_file *f, const char *prefix, const char *suffix, 
     float *out = malloc(count * sizeof(float));
     assert_non_null(out);
     l2l_error err = {0};
-    if (l2l_st_get_f32(f, name, ndim, shape, out, &err) != L2L_OK) fail_msg("%s", err.msg);
+    if (l2l_st_get_f32(f, name, ndim, shape, out, &err) != L2L_STATUS_OK) fail_msg("%s", err.msg);
     return out;
 }
 
@@ -114,7 +115,7 @@ static void run_case(const l2l_st_file *f, const fixture_case *fc, int check_ste
 
     l2l_error err = {0};
     l2l_lstm net;
-    if (l2l_lstm_create(&net, &fc->cfg, &err) != L2L_OK) fail_msg("%s", err.msg);
+    if (l2l_lstm_create(&net, &fc->cfg, &err) != L2L_STATUS_OK) fail_msg("%s", err.msg);
     const int L = net.cfg.layers, H = net.cfg.hidden, D = net.n_in;
     const int dim = fc->dim, B = fc->batch;
     const size_t N = (size_t)dim * B;
@@ -138,7 +139,7 @@ static void run_case(const l2l_st_file *f, const fixture_case *fc, int check_ste
     snprintf(task.name, sizeof task.name, "fixture quadratic");
 
     l2l_lstm_state state;
-    if (l2l_lstm_state_create(&state, &net, N, &err) != L2L_OK) fail_msg("%s", err.msg);
+    if (l2l_lstm_state_create(&state, &net, N, &err) != L2L_STATUS_OK) fail_msg("%s", err.msg);
     l2l_lstm_state_zero(&state);
     l2l_rng rng;
     l2l_rng_seed(&rng, 1, 0);
@@ -172,8 +173,9 @@ static void run_case(const l2l_st_file *f, const fixture_case *fc, int check_ste
         l2l_lstm_state_zero(&state);
     }
 
-    l2l_unroll *u = NULL;
-    if (l2l_unroll_create(&u, &net, N, T_UNROLL, &err) != L2L_OK) fail_msg("%s", err.msg);
+    l2l_unroll u;
+    const l2l_unroll_config ucfg = {.T = T_UNROLL, .objective = L2L_OBJECTIVE_SUM};
+    if (l2l_unroll_create(&u, &net, N, &ucfg, &err) != L2L_STATUS_OK) fail_msg("%s", err.msg);
     float *dphi = malloc(net.n_params * sizeof(float));
     assert_non_null(dphi);
     for (int k = 1; k <= fc->unrolls; k++) {
@@ -181,7 +183,7 @@ static void run_case(const l2l_st_file *f, const fixture_case *fc, int check_ste
         /* Two unrolls at the same phi: theta and the state carry on, dphi is fresh. */
         memset(dphi, 0, net.n_params * sizeof(float));
         double losses[T_UNROLL + 1];
-        if (l2l_unroll_run(u, &net, &task, theta, &state, NULL, &rng, dphi, losses, &err) != L2L_OK)
+        if (l2l_unroll_run(&u, &net, &task, theta, &state, NULL, &rng, dphi, losses, &err) != L2L_STATUS_OK)
             fail_msg("%s.u%d: %s", pre, k, err.msg);
 
         snprintf(sub, sizeof sub, "u%d.losses", k);
@@ -225,7 +227,7 @@ static void run_case(const l2l_st_file *f, const fixture_case *fc, int check_ste
         }
     }
     free(dphi);
-    l2l_unroll_free(u);
+    l2l_unroll_free(&u);
     l2l_lstm_state_free(&state);
     free(W), free(y), free(theta);
     l2l_lstm_free(&net);
@@ -237,7 +239,7 @@ static void test_torch_fixture(void **unused)
     char path[512];
     l2l_st_file f;
     l2l_error err = {0};
-    if (l2l_st_read(&f, fixture_path(path, sizeof path), &err) != L2L_OK)
+    if (l2l_st_read(&f, fixture_path(path, sizeof path), &err) != L2L_STATUS_OK)
         fail_msg("%s (run the tests from the repository root, or set L2L_FIXTURE_DIR)", err.msg);
     const fixture_case cases[] = {
         {"a", {2, 5, L2L_PREPROC_LOGSIGN, 10.0f, 0.1f},

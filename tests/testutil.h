@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <cmocka.h>
 
-#include "internal.h"
+#include "util/util.h"
 #include "l2l.h"
 
 /* |found - expected| <= atol + rtol*|expected|, else fail naming both values and where. */

@@ -1,0 +1,90 @@
+/* The learned optimizer's internals, shared by the library's modules, the tests and the
+ * benchmark (not part of the API): the parameter layout, the recurrent state, the
+ * inference step (src/lstm/step.c) and backpropagation through an unroll
+ * (src/lstm/unroll.c). */
+#ifndef L2L_LSTM_H
+#define L2L_LSTM_H
+
+#include "l2l.h"
+
+/* ------------------------------------------------------- layout (params.c) */
+
+/* The inputs per coordinate: 1 without preprocessing, 2 with log/sign. */
+int l2l_lstm_n_in(const l2l_lstm_config *cfg);
+/* Named views of a buffer in phi's layout: phi, its gradient, the meta-Adam moments. */
+void l2l_lstm_view_of(const l2l_lstm_config *cfg, float *buf, l2l_lstm_view *v);
+
+/* ------------------------------------------------- inference (step.c) */
+
+/* x (D, N), feature-major, from the gradient g (N). */
+void l2l_preprocess(const l2l_lstm_config *cfg, size_t n, const float *g, float *x);
+
+/* Recurrent state for N coordinates: h and c for every layer, zero for a new optimizee.
+ * Feature-major (coordinates contiguous), so coordinates fill SIMD lanes. */
+typedef struct {
+    size_t n;
+    int layers, hidden;
+    float *h;       /* (layers, H, N) */
+    float *c;       /* (layers, H, N) */
+    float *x;       /* (D, N) preprocessed inputs of the current step */
+    float *scratch; /* (n_scratch, 4H, tile) gate scratch, one slice per thread */
+    int n_scratch;
+} l2l_lstm_state;
+
+l2l_status l2l_lstm_state_create(l2l_lstm_state *s, const l2l_lstm *net, size_t n,
+                                 l2l_error *err);
+void l2l_lstm_state_zero(l2l_lstm_state *s);
+void l2l_lstm_state_free(l2l_lstm_state *s);
+
+/* One step over N coordinates: reads grad, updates state, writes the update (N) to
+ * apply as theta += update. No caches are kept. */
+void l2l_lstm_step(const l2l_lstm *net, l2l_lstm_state *state, const float *grad, float *update);
+
+/* ------------------------------------- backpropagation (unroll.c) */
+
+/* An imitation teacher writes target (N), the update it would make from grad (it keeps
+ * its own state, e.g. momentum; its owner resets it for a new optimizee). */
+typedef void (*l2l_teacher_fn)(void *ctx, const float *grad, float *target);
+
+typedef struct {
+    int T;                   /* steps per unroll */
+    l2l_objective objective; /* sum_t w_t f(theta_t), or sum_t w_t log f(theta_t) (f > 0) */
+    /* With a teacher, the meta-loss gains 1/N sum_t ||update_t - target_t||²; the targets
+     * are constants to the meta-gradient, like the gradients. NULL: none. */
+    l2l_teacher_fn teacher;
+    void *teacher_ctx;
+} l2l_unroll_config;
+
+/* Buffers for backpropagation through unrolls of T steps over N coordinates (see
+ * unroll.c for what is cached and what is recomputed). Filled by l2l_unroll_create. */
+typedef struct {
+    l2l_unroll_config cfg;
+    size_t n;
+    int L, H, D;
+    size_t n_params;
+    float *x;          /* (T, D, N) preprocessed inputs */
+    float *grad;       /* (T+1, N) gradients at theta_0..theta_T */
+    float *h0, *c0;    /* (L, H, N) state at the unroll's start */
+    float *update;     /* (N) */
+    int n_threads;
+    size_t n_chunks;   /* fixed groups of consecutive tiles, each with its own dphi */
+    float *dphi_chunk; /* (n_chunks, n_params) */
+    float *ws;         /* (n_threads, ws_floats) per-thread tile caches */
+    size_t ws_floats;
+    float *wlog;       /* (T) log objective: the weights w_t / f(theta_t) */
+    float *imit;       /* (T, N) with a teacher: the imitation term's adjoint of update_t */
+} l2l_unroll;
+
+l2l_status l2l_unroll_create(l2l_unroll *u, const l2l_lstm *net, size_t n,
+                             const l2l_unroll_config *cfg, l2l_error *err);
+void l2l_unroll_free(l2l_unroll *u);
+/* Runs the learned optimizer for T steps on a task from theta (N) and state, both carried
+ * on in place, with the minibatch stream rng, and accumulates into dphi (n_params) the
+ * gradient of the meta-loss sum_{t=1..T} w_t f(theta_t) (plus the imitation term) with
+ * second derivatives dropped (d grad_t / d phi = 0). weights (T) may be NULL (all ones).
+ * losses (T+1, may be NULL) receives f(theta_0..theta_T). */
+l2l_status l2l_unroll_run(l2l_unroll *u, const l2l_lstm *net, l2l_task *task, float *theta,
+                          l2l_lstm_state *state, const float *weights, l2l_rng *rng,
+                          float *dphi, double *losses, l2l_error *err);
+
+#endif

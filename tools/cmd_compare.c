@@ -1,0 +1,219 @@
+/* l2l compare: tunes the hand-written baselines, evaluates them and a learned optimizer
+ * on the same fresh test problems, and writes the curves, a summary table and a figure. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "commands.h"
+#include "family.h"
+#include "io/atomic.h"
+#include "plot/plot.h"
+#include "stats.h"
+
+/* One optimizer's results: its name, spec (the tuned lr) and loss (runs, steps+1). */
+typedef struct {
+    char name[64];
+    l2l_opt_spec spec;
+    double *loss;
+} curve;
+
+/* --baselines nag,adam: distinct hand-written optimizers, in the order given. */
+typedef struct {
+    int n;
+    l2l_opt_kind kind[L2L_OPT_KIND_LSTM];
+} baselines;
+
+static int parse_baselines(const char *s, void *dest)
+{
+    baselines *b = dest;
+    b->n = 0;
+    for (const char *p = s;;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        char name[16];
+        int kind = -1;
+        if (len < sizeof name) {
+            memcpy(name, p, len);
+            name[len] = 0;
+            kind = l2l_opt_kind_parse(name);
+        }
+        for (int i = 0; i < b->n && kind >= 0; i++)
+            if (b->kind[i] == (l2l_opt_kind)kind) kind = -1;
+        if (kind < 0 || b->n == L2L_OPT_KIND_LSTM) return -1;
+        b->kind[b->n++] = (l2l_opt_kind)kind;
+        if (!end) return 0;
+        p = end + 1;
+    }
+}
+
+static l2l_status write_figure(const char *dir, const curve *c, int nc, int runs, int steps,
+                               const char *title, l2l_error *err)
+{
+    l2l_series series[1 + L2L_OPT_KIND_LSTM];
+    double *x = malloc(sizeof(double) * (steps + 1)), *ys = malloc(sizeof(double) * nc * (steps + 1));
+    if (!x || !ys) {
+        free(x), free(ys);
+        return l2l_error_set(err, L2L_STATUS_NOMEM, "out of memory");
+    }
+    for (int t = 0; t <= steps; t++) x[t] = t;
+    for (int i = 0; i < nc; i++) {
+        for (int t = 0; t <= steps; t++) {
+            double s;
+            stats_at(c[i].loss, runs, steps, t, &ys[(size_t)i * (steps + 1) + t], &s);
+        }
+        series[i] = (l2l_series){c[i].name, steps + 1, x, ys + (size_t)i * (steps + 1), NULL};
+    }
+    char path[4096];
+    l2l_status st = L2L_STATUS_OK;
+    static const char *const exts[] = {"png", "svg"};
+    for (int k = 0; k < 2 && !st; k++) {
+        snprintf(path, sizeof path, "%s/loss.%s", dir, exts[k]);
+        st = l2l_plot_lines(path, title, "step", "loss (mean over test problems)", 1, series, nc, err);
+    }
+    free(x), free(ys);
+    return st;
+}
+
+/* DIR/curves.csv, DIR/summary.csv and the figure DIR/loss.{png,svg}; c[0] is the
+ * learned optimizer, which the paired differences are taken against. */
+static l2l_status write_compare(const char *dir, const curve *c, int nc, int runs, int steps,
+                                const char *title, l2l_error *err)
+{
+    char path[4096];
+    l2l_atomic af;
+    snprintf(path, sizeof path, "%s/curves.csv", dir);
+    l2l_status st = l2l_atomic_open(&af, path, err);
+    if (st) return st;
+    fprintf(af.f, "optimizer,step,mean,std\n");
+    for (int i = 0; i < nc; i++) stats_write_curve(af.f, c[i].name, c[i].loss, runs, steps);
+    if ((st = l2l_atomic_commit(&af, err))) return st;
+
+    snprintf(path, sizeof path, "%s/summary.csv", dir);
+    if ((st = l2l_atomic_open(&af, path, err))) return st;
+    fprintf(af.f, "optimizer,lr,final_mean,final_std,final_sem,runs,minus_lstm_mean,minus_lstm_sem\n");
+    for (int i = 0; i < nc; i++) {
+        double m, s, dm, ds;
+        stats_at(c[i].loss, runs, steps, steps, &m, &s);
+        stats_paired(c[i].loss, c[0].loss, runs, steps, steps, &dm, &ds);
+        if (c[i].spec.kind == L2L_OPT_KIND_LSTM) fprintf(af.f, "%s,,", c[i].name);
+        else fprintf(af.f, "%s,%g,", c[i].name, c[i].spec.lr);
+        fprintf(af.f, "%.9g,%.9g,%.9g,%d,%.9g,%.9g\n", m, s, s / sqrt(runs), runs, dm, ds);
+    }
+    if ((st = l2l_atomic_commit(&af, err))) return st;
+    return write_figure(dir, c, nc, runs, steps, title, err);
+}
+
+static void print_table(const curve *c, int nc, int runs, int steps, const char *task_name, double secs)
+{
+    printf("%-9s %-9s %12s %12s %12s   %s\n", "optimizer", "lr", "final mean", "std", "std err",
+           "minus lstm (paired)");
+    for (int i = 0; i < nc; i++) {
+        double m, s, dm, ds;
+        stats_at(c[i].loss, runs, steps, steps, &m, &s);
+        stats_paired(c[i].loss, c[0].loss, runs, steps, steps, &dm, &ds);
+        char lr[32] = "-", diff[64] = "";
+        if (c[i].spec.kind != L2L_OPT_KIND_LSTM) {
+            snprintf(lr, sizeof lr, "%g", c[i].spec.lr);
+            snprintf(diff, sizeof diff, "%+.4g +- %.2g", dm, ds);
+        }
+        printf("%-9s %-9s %12.5g %12.5g %12.5g   %s\n", c[i].name, lr, m, s, s / sqrt(runs), diff);
+    }
+    printf("(loss at step %d, mean over %d test problems; %s; %.1f s)\n", steps, runs, task_name, secs);
+}
+
+static const opt_command compare_cmd = {
+    "compare",
+    "usage: l2l compare --optimizer FILE --out DIR [options]\n"
+    "Tunes the baselines (by default the paper's: SGD, NAG, RMSprop and Adam) on validation\n"
+    "problems, evaluates them and the learned optimizer on the same R fresh test problems,\n"
+    "and writes DIR/curves.csv (optimizer,step,mean,std), DIR/summary.csv\n"
+    "(optimizer,lr,final_mean,final_std,...) and DIR/loss.png (and .svg); prints the\n"
+    "summary as a table.\n",
+    "With --task mnist the baselines are tuned on networks of the training split's digits\n"
+    "and every optimizer is tested on networks of the test split's.\n", 0};
+
+/* Tunes c->spec.kind (unless learned) on vtask, then evaluates it on ttask. */
+static l2l_status run_one(curve *c, l2l_task *vtask, l2l_task *ttask, const l2l_eval_config *vc,
+                          const l2l_eval_config *ec, l2l_error *err)
+{
+    if (c->spec.kind != L2L_OPT_KIND_LSTM) {
+        double best;
+        l2l_status st = l2l_tune(vtask, c->spec.kind, vc, &c->spec.lr, &best, err);
+        if (st) return st;
+        fprintf(stderr, "l2l compare: tuned %-8s lr %-8g (validation loss %.4g)\n", c->name, c->spec.lr, best);
+    }
+    c->loss = malloc(sizeof(double) * ec->runs * (ec->steps + 1));
+    if (!c->loss) return l2l_error_set(err, L2L_STATUS_NOMEM, "out of memory");
+    return l2l_evaluate(ttask, &c->spec, ec, c->loss, err);
+}
+
+tool_result cmd_compare(int argc, char **argv)
+{
+    family f;
+    family_init(&f);
+    baselines base = {4, {L2L_OPT_KIND_SGD, L2L_OPT_KIND_NAG, L2L_OPT_KIND_RMSPROP, L2L_OPT_KIND_ADAM}};
+    const char *optimizer = NULL, *out = NULL;
+    int runs = 100, tune_runs = 20;
+    opt_desc own[] = {
+        {"optimizer", OPT_PATH, &optimizer, .arg = "FILE", .expect = "a checkpoint",
+         .help = "the learned optimizer (required)"},
+        {"out", OPT_PATH, &out, .arg = "DIR", .expect = "a directory", .help = "where the results go (required)"},
+        {"baselines", OPT_CUSTOM, &base, .parse = parse_baselines, .arg = "LIST",
+         .expect = "distinct names from sgd, nag, rmsprop, adam, nag-floor separated by commas, e.g. nag,adam",
+         .help = "hand-written optimizers to tune and compare, from sgd, nag,\n"
+                 "rmsprop, adam and nag-floor (default sgd,nag,rmsprop,adam)"},
+        {"runs", OPT_INT, &runs, 1, 1e6, .arg = "R", .help = "test problems (100)"},
+        {"tune-runs", OPT_INT, &tune_runs, 1, 1e5, .arg = "V", .help = "validation problems per learning rate (20)"},
+        {NULL},
+    };
+    tool_result r = family_parse(&f, &compare_cmd, "comparison", own, argc, argv);
+    if (r != TOOL_OK) return r;
+    if (!optimizer) return tool_usage("compare", "--optimizer FILE.safetensors is required");
+    if (!out) return tool_usage("compare", "--out DIR is required");
+    if (mkdir(out, 0777) != 0 && errno != EEXIST) {
+        fprintf(stderr, "l2l compare: error: cannot create the directory '%s': %s\n", out, strerror(errno));
+        return TOOL_FAILED;
+    }
+    l2l_error err = {0};
+    l2l_lstm net;
+    l2l_kv meta[L2L_MAX_META];
+    int nm = 0;
+    if (l2l_checkpoint_load(optimizer, &net, meta, &nm, &err)) return tool_fail("compare", &err);
+    for (int i = 0; i < nm; i++)
+        if (strcmp(meta[i].key, "task") == 0 && strcmp(meta[i].value, family_task_name(&f)) != 0)
+            fprintf(stderr, "l2l compare: note: %s was trained on task '%s'; evaluating on '%s'\n",
+                    optimizer, meta[i].value, family_task_name(&f));
+
+    const l2l_eval_config vc = {tune_runs, f.steps, f.seed, L2L_STREAM_VALID};
+    const l2l_eval_config ec = {runs, f.steps, f.seed, L2L_STREAM_TEST};
+    curve c[1 + L2L_OPT_KIND_LSTM] = {{"lstm", {L2L_OPT_KIND_LSTM, 0, &net}, NULL}};
+    const int nc = 1 + base.n;
+    for (int k = 1; k < nc; k++) {
+        c[k].spec = (l2l_opt_spec){base.kind[k - 1], 0, NULL};
+        snprintf(c[k].name, sizeof c[k].name, "%s", l2l_opt_kind_name(base.kind[k - 1]));
+    }
+    problem_set valid = {0}, test = {0}; /* validation problems for tuning, test problems */
+    l2l_status st = family_problems(&f, "train", 0, &valid, &err);
+    if (!st) st = family_problems(&f, "t10k", 0, &test, &err);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int k = 0; k < nc && !st; k++) st = run_one(&c[k], &valid.task, &test.task, &vc, &ec, &err);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (!st) {
+        char title[160];
+        snprintf(title, sizeof title, "%s, %d test problems", test.task.name, ec.runs);
+        st = write_compare(out, c, nc, ec.runs, ec.steps, title, &err);
+    }
+    if (!st) {
+        print_table(c, nc, ec.runs, ec.steps, test.task.name,
+                    (t1.tv_sec - t0.tv_sec) + 1e-9 * (t1.tv_nsec - t0.tv_nsec));
+        fprintf(stderr, "l2l compare: wrote %s/curves.csv, summary.csv, loss.png, loss.svg\n", out);
+    }
+    for (int i = 0; i < nc; i++) free(c[i].loss);
+    l2l_lstm_free(&net), problem_set_free(&valid), problem_set_free(&test);
+    return st ? tool_fail("compare", &err) : TOOL_OK;
+}

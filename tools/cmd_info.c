@@ -1,0 +1,50 @@
+/* l2l info: describes a checkpoint: its architecture, metadata and tensors. */
+#include <math.h>
+#include <stdio.h>
+
+#include "commands.h"
+
+static const opt_command info_cmd = {
+    "info",
+    "usage: l2l info FILE.safetensors\n"
+    "Prints a checkpoint's architecture, metadata and tensors.\n",
+    NULL, 1};
+
+tool_result cmd_info(int argc, char **argv)
+{
+    opt_desc none[] = {{NULL}};
+    opt_group groups[] = {{NULL, none}, {NULL, NULL}};
+    char *args[1];
+    int n_args;
+    tool_result r = opts_parse(&info_cmd, groups, argc, argv, args, &n_args);
+    if (r != TOOL_OK) return r;
+    if (n_args != 1) return tool_usage("info", "expects exactly one checkpoint file");
+    l2l_error err = {0};
+    l2l_lstm net;
+    l2l_kv meta[L2L_MAX_META];
+    int nm = 0;
+    if (l2l_checkpoint_load(args[0], &net, meta, &nm, &err)) return tool_fail("info", &err);
+    const l2l_lstm_config *c = &net.cfg;
+    printf("%s\n", args[0]);
+    printf("  optimizer: coordinatewise LSTM, %d layer%s x %d units, %d input%s (%s", c->layers,
+           c->layers == 1 ? "" : "s", c->hidden, net.n_in, net.n_in == 1 ? "" : "s",
+           c->preproc == L2L_PREPROC_LOGSIGN ? "log/sign" : "raw gradient");
+    if (c->preproc == L2L_PREPROC_LOGSIGN) printf(", p = %g", c->p);
+    printf("), output scale %g\n", c->scale);
+    printf("  weights: %zu floats\n", net.n_params);
+    printf("  metadata:\n");
+    for (int i = 0; i < nm; i++) printf("    %-16s %s\n", meta[i].key, meta[i].value);
+    printf("  tensors:\n");
+    l2l_tensor_desc td[4 * L2L_MAX_LAYERS + 2];
+    int nt = l2l_lstm_tensors(&net.cfg, td);
+    for (int i = 0; i < nt; i++) {
+        double s2 = 0;
+        for (size_t j = 0; j < td[i].count; j++) s2 += (double)net.phi[td[i].offset + j] * net.phi[td[i].offset + j];
+        char shape[48];
+        if (td[i].ndim == 2) snprintf(shape, sizeof shape, "(%lld, %lld)", (long long)td[i].shape[0], (long long)td[i].shape[1]);
+        else snprintf(shape, sizeof shape, "(%lld)", (long long)td[i].shape[0]);
+        printf("    %-18s %-10s norm %.4g\n", td[i].name, shape, sqrt(s2));
+    }
+    l2l_lstm_free(&net);
+    return TOOL_OK;
+}

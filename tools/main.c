@@ -1,0 +1,67 @@
+/* l2l: the command-line tool, a thin layer over libl2l; one file per subcommand
+ * (tools/cmd_*.c) over the option parser of tools/opts.c.
+ *
+ * Only main() turns a subcommand's result into an exit code: 0 success, 1 runtime
+ * failure, 2 bad usage. */
+#include <stdio.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#include <cblas.h>
+
+#include "commands.h"
+
+static const struct {
+    const char *name;
+    tool_result (*run)(int argc, char **argv);
+    const char *summary;
+} commands[] = {
+    {"train", cmd_train, "meta-train an LSTM optimizer on a task family; save it as safetensors"},
+    {"eval", cmd_eval, "run an optimizer on fresh test problems; write its mean loss curve (CSV)"},
+    {"tune", cmd_tune, "find a baseline's best learning rate on validation problems"},
+    {"compare", cmd_compare, "tuned SGD/NAG/RMSprop/Adam vs a learned optimizer: CSVs, table, figure"},
+    {"info", cmd_info, "describe a checkpoint"},
+    {"plot", cmd_plot, "draw the curves of a CSV (curves.csv, a sweep) as a PNG or SVG figure"},
+};
+
+void tool_threads(int n)
+{
+#ifdef _OPENMP
+    if (n) omp_set_num_threads(n);
+#else
+    (void)n;
+#endif
+}
+
+static void help(FILE *f)
+{
+    fputs("usage: l2l COMMAND [options]   (l2l COMMAND --help for each)\n\n"
+          "Learned optimizers: 'Learning to learn by gradient descent by gradient descent'.\n\n",
+          f);
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
+}
+
+int main(int argc, char **argv)
+{
+    static const int exit_code[] = {[TOOL_OK] = 0, [TOOL_FAILED] = 1, [TOOL_USAGE] = 2, [TOOL_HELP] = 0};
+    if (argc < 2) {
+        help(stderr);
+        return exit_code[TOOL_USAGE];
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+        help(stdout);
+        return exit_code[TOOL_OK];
+    }
+    /* The threads are l2l's own (OpenMP, --threads). BLAS runs on one: the MLP's products
+     * are small (128 x 784 x 20), and OpenBLAS's threaded sgemm rounds differently with
+     * its thread count, which would make MNIST results depend on --threads. */
+    openblas_set_num_threads(1);
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        if (!strcmp(cmd, commands[i].name)) return exit_code[commands[i].run(argc - 1, argv + 1)];
+    fprintf(stderr, "l2l: unknown command '%s'\n", cmd);
+    help(stderr);
+    return exit_code[TOOL_USAGE];
+}

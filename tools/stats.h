@@ -1,0 +1,18 @@
+/* Summaries of loss curves for eval and compare. A curve set is loss (runs, steps+1):
+ * f(theta_t) of run r at step t is loss[r * (steps + 1) + t]. */
+#ifndef L2L_TOOLS_STATS_H
+#define L2L_TOOLS_STATS_H
+
+#include <stdio.h>
+
+/* Mean and sample standard deviation over the runs at step t (std NaN when the mean is
+ * not finite: a run diverged). */
+void stats_at(const double *loss, int runs, int steps, int t, double *mean, double *std);
+/* The paired difference a - b at step t over the same problems: its mean and standard
+ * error (the problems' own spread cancels). */
+void stats_paired(const double *a, const double *b, int runs, int steps, int t, double *mean,
+                  double *sem);
+/* One CSV row "NAME,step,mean,std" per step (without "NAME," when name is NULL). */
+void stats_write_curve(FILE *f, const char *name, const double *loss, int runs, int steps);
+
+#endif
