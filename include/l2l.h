@@ -336,7 +336,11 @@ typedef enum {
     /* imitation of a hand-written teacher (Chen et al. 2020): truncated unrolls whose
      * loss is 1/N sum_t ||update_t - target_t||², target_t the update the teacher
      * would make from the same gradient; a warm start for the estimators above */
-    L2L_ESTIMATOR_IMITATE
+    L2L_ESTIMATOR_IMITATE,
+    /* persistent evolution strategies (Vicol et al. 2021): es.pairs antithetic pairs of
+     * particles carried across the truncations of `unroll` steps, one meta-update per
+     * truncation, unbiased for the smoothed whole-run meta-loss; forward passes only */
+    L2L_ESTIMATOR_PES
 } l2l_estimator;
 
 typedef struct {
@@ -354,7 +358,7 @@ typedef struct {
     struct {
         int pairs;
         float sigma;
-    } es;                 /* L2L_ESTIMATOR_ES */
+    } es;                 /* L2L_ESTIMATOR_ES and _PES: antithetic pairs, perturbation scale */
     l2l_opt_spec teacher; /* L2L_ESTIMATOR_IMITATE: a hand-written kind and its lr */
 } l2l_train_config;
 

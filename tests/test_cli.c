@@ -132,13 +132,13 @@ static void test_ranges(void **state)
     assert_non_null(strstr(out, "--task quadratic|mnist"));
 }
 
-/* --estimator tbptt | es:PAIRS:SIGMA | imitate:TEACHER:LR, nothing else. */
+/* --estimator tbptt | es:PAIRS:SIGMA | pes:PAIRS:SIGMA | imitate:TEACHER:LR, nothing else. */
 static void test_estimator(void **state)
 {
     (void)state;
     static const char *const bad[] = {"es:0:0.01", "es:2", "es:2:0", "es:2:1e-50", "es:x:1",
                                       "imitate:bfgs:1", "imitate:nag:0", "imitate:nag:1:5",
-                                      "imitate:nag", "sgd", "tbptt:1"};
+                                      "imitate:nag", "sgd", "tbptt:1", "pes:0:0.01", "pes:2", "pes2:0.01"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         char args[256];
         snprintf(args, sizeof args, "train --out @/x.safetensors --estimator %s", bad[i]);
@@ -147,6 +147,9 @@ static void test_estimator(void **state)
     expect("train --task quadratic --dim 2 --batch 2 --epochs 1 --steps 20 --eval-every 0 "
            "--estimator tbptt --out @/tb.safetensors", 0, NULL);
     expect("info @/tb.safetensors", 0, "estimator        tbptt");
+    expect("train --task quadratic --dim 2 --batch 2 --epochs 1 --steps 20 --unroll 10 --eval-every 0 "
+           "--estimator pes:2:0.01 --out @/pes.safetensors", 0, NULL);
+    expect("info @/pes.safetensors", 0, "estimator        pes:2:0.01");
 }
 
 static void test_pool(void **state)

@@ -18,7 +18,7 @@ static const opt_choice preprocs[] = {{"none", L2L_PREPROC_NONE}, {"logsign", L2
 static const opt_choice selections[] = {{"mean", L2L_SELECTION_MEAN}, {"final", L2L_SELECTION_FINAL}, {NULL, 0}};
 static const opt_choice objectives[] = {{"sum", L2L_OBJECTIVE_SUM}, {"log", L2L_OBJECTIVE_LOG}, {NULL, 0}};
 
-/* --estimator tbptt | es:PAIRS:SIGMA | imitate:TEACHER:LR, into an
+/* --estimator tbptt | es:PAIRS:SIGMA | pes:PAIRS:SIGMA | imitate:TEACHER:LR, into an
  * l2l_train_config. */
 static int parse_estimator(const char *s, void *dest)
 {
@@ -28,15 +28,16 @@ static int parse_estimator(const char *s, void *dest)
         c->estimator = L2L_ESTIMATOR_TBPTT;
         return 0;
     }
-    if (strncmp(s, "es:", 3) == 0) {
-        const char *q = s + 3;
+    const int pes = strncmp(s, "pes:", 4) == 0;
+    if (pes || strncmp(s, "es:", 3) == 0) {
+        const char *q = s + 3 + pes;
         long pairs = strtol(q, &end, 10);
         if (end == q || *end != ':' || pairs < 1 || pairs > 100000) return -1;
         q = end + 1;
         errno = 0;
         float sigma = (float)strtod(q, &end); /* checked as the float it will be */
         if (end == q || *end || errno == EINVAL || !isfinite(sigma) || !(sigma > 0)) return -1;
-        c->estimator = L2L_ESTIMATOR_ES;
+        c->estimator = pes ? L2L_ESTIMATOR_PES : L2L_ESTIMATOR_ES;
         c->es.pairs = (int)pairs, c->es.sigma = sigma;
         return 0;
     }
@@ -62,7 +63,9 @@ static void format_estimator(const void *dest, char *buf, size_t n)
     switch (c->estimator) {
     case L2L_ESTIMATOR_TBPTT: snprintf(buf, n, "tbptt"); break;
     case L2L_ESTIMATOR_ES:
-        snprintf(buf, n, "es:%d:%g", c->es.pairs, (double)c->es.sigma);
+    case L2L_ESTIMATOR_PES:
+        snprintf(buf, n, "%s:%d:%g", c->estimator == L2L_ESTIMATOR_PES ? "pes" : "es", c->es.pairs,
+                 (double)c->es.sigma);
         break;
     case L2L_ESTIMATOR_IMITATE:
         snprintf(buf, n, "imitate:%s:%g", l2l_opt_kind_name(c->teacher.kind), (double)c->teacher.lr);
@@ -184,13 +187,15 @@ tool_result cmd_train(int argc, char **argv)
          .help = "meta-loss sum_t f(theta_t) (the paper, default) or sum_t log f", .key = "objective"},
         {"estimator", OPT_CUSTOM, &cfg, .parse = parse_estimator, .format = format_estimator,
          .arg = "E",
-         .expect = "tbptt, es:PAIRS:SIGMA (1..100000 pairs, sigma > 0) or "
+         .expect = "tbptt, es:PAIRS:SIGMA or pes:PAIRS:SIGMA (1..100000 pairs, sigma > 0) or "
                    "imitate:TEACHER:LR (a teacher sgd, nag, rmsprop, adam or nag-floor, lr > 0), "
                    "e.g. es:8:0.01 or imitate:nag-floor:1",
          .help = "the meta-gradient: tbptt (default, the paper) backpropagates\n"
                  "through truncated unrolls; es:PAIRS:SIGMA makes one update per\n"
                  "epoch from evolution strategies over the whole run (PAIRS pairs\n"
-                 "at phi +- SIGMA e); imitate:TEACHER:LR trains the optimizer to\n"
+                 "at phi +- SIGMA e); pes:PAIRS:SIGMA one per unroll from\n"
+                 "persistent evolution strategies (PAIRS pairs of particles carried\n"
+                 "across the unrolls); imitate:TEACHER:LR trains the optimizer to\n"
                  "make the updates of TEACHER (sgd|nag|rmsprop|adam|nag-floor) at\n"
                  "learning rate LR from the same gradients (a warm start: continue\n"
                  "with another 'l2l train --init')",

@@ -29,6 +29,7 @@ typedef struct l2l_estimator_ops {
 extern const l2l_estimator_ops l2l_estimator_tbptt;   /* tbptt.c */
 extern const l2l_estimator_ops l2l_estimator_es;      /* es.c */
 extern const l2l_estimator_ops l2l_estimator_imitate; /* imitate.c */
+extern const l2l_estimator_ops l2l_estimator_pes;     /* pes.c */
 
 /* ------------------------------------ truncated unrolls (tbptt.c, imitate.c) */
 

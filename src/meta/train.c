@@ -17,6 +17,7 @@ static const l2l_estimator_ops *const estimators[] = {
     [L2L_ESTIMATOR_TBPTT] = &l2l_estimator_tbptt,
     [L2L_ESTIMATOR_ES] = &l2l_estimator_es,
     [L2L_ESTIMATOR_IMITATE] = &l2l_estimator_imitate,
+    [L2L_ESTIMATOR_PES] = &l2l_estimator_pes,
 };
 
 void l2l_train_config_default(l2l_train_config *cfg)
