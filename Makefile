@@ -1,8 +1,10 @@
 # l2l build. `make demo` and `make test` do their own set-up (scripts/setup.sh).
-# Objects go to build/ (or build-asan/ for the sanitizer build); nothing in git.
+# Objects go to build/ (build-asan/ for the sanitizer build, build-fuzz/ for the fuzz
+# harnesses); nothing in git.
 #
 #   build/libl2l.{a,so}   the library: src/*/ (BLAS, JSON, zlib, OpenMP; exports include/l2l.h only)
-#   build/libl2lplot.a    figures (PLplot), for the tool and the benchmark: tools/plot/
+#   build/libl2lplot.a    figures (PLplot) and the CSV reader of `l2l plot`, for the tool,
+#                         the benchmark and the tests: tools/plot/
 #   build/l2l             the command-line tool: tools/
 #   build/l2l-bench       the benchmark: bench/bench.c, bench/measure.c (`make bench`)
 #   build/tests/test_*    the tests: tests/
@@ -32,7 +34,7 @@ EX_SRC    = $(wildcard examples/*.c)
 EX_BIN    = $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
 BENCH_BIN = $(BUILD)/l2l-bench $(BUILD)/metagrad_check
 
-.PHONY: all deps data test test-unit test-asan demo bench experiments install clean
+.PHONY: all deps data test test-unit test-asan fuzz fuzz-build demo bench experiments install clean
 all: $(BUILD)/libl2l.a $(BUILD)/libl2l.so $(BUILD)/l2l $(TEST_BIN) $(EX_BIN) $(BENCH_BIN)
 
 deps:
@@ -97,6 +99,32 @@ test-asan:
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all" \
 	    LDFLAGS="-fopenmp -fsanitize=address,undefined" all
 	@ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp scripts/run_tests.sh build-asan
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_TEST_SECONDS)
+
+# Fuzzing (tests/fuzz/README.md): libFuzzer harnesses, built with clang under ASan + UBSan
+# in build-fuzz/ (library included, with coverage instrumentation). `make fuzz` runs each
+# for FUZZ_SECONDS; `make test` runs each for FUZZ_TEST_SECONDS to catch regressions.
+FUZZ_SECONDS      ?= 60
+FUZZ_TEST_SECONDS ?= 10
+FUZZ_TARGETS = $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_SAN     = -fsanitize=address,undefined -fno-sanitize-recover=all
+
+fuzz: fuzz-build
+	@scripts/run_fuzz.sh build-fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+# clang warns of gcc's attributes and of vectorisation hints it cannot honour at -O1.
+fuzz-build:
+	@$(MAKE) --no-print-directory BUILD=build-fuzz CC=clang \
+	    OPT="-O1 -fno-omit-frame-pointer $(FUZZ_SAN) -fsanitize=fuzzer-no-link \
+	         -Wno-unknown-attributes -Wno-pass-failed" \
+	    LDFLAGS="-fopenmp $(FUZZ_SAN)" $(FUZZ_TARGETS:%=build-fuzz/fuzz/%)
+
+# Harnesses link the static libraries (the CSV reader is in libl2lplot.a; no PLplot code
+# is pulled in).
+$(BUILD)/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz_file.h $(BUILD)/libl2lplot.a $(BUILD)/libl2l.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itools -fsanitize=fuzzer $(LDFLAGS) -o $@ $< $(BUILD)/libl2lplot.a \
+	    $(BUILD)/libl2l.a $(LIB_LIBS)
 
 # Set-up first, then a fresh make: pkg-config's flags are read when make starts.
 demo: data
@@ -120,4 +148,4 @@ install: all
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@PKGS@|$(LIB_PKGS)|' l2l.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/l2l.pc
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz

@@ -372,6 +372,8 @@ typedef struct {
     int best_epoch;
     double seconds;     /* since the start */
     l2l_rng rng;        /* the training stream's state after this epoch */
+    const struct l2l_train_state *state; /* the whole state after this epoch, valid
+                                            during the callback (l2l_train_state_save) */
 } l2l_train_progress;
 
 /* Called after every epoch; a non-zero return stops training (the best phi is kept). */
@@ -380,9 +382,45 @@ typedef int (*l2l_train_callback)(const l2l_train_progress *p, void *ctx);
 /* The paper's settings: 1000 epochs of 100 steps, unrolls of 20, meta-Adam 1e-3,
  * truncated backpropagation, validation on 20 problems every 50 epochs. */
 L2L_API void l2l_train_config_default(l2l_train_config *cfg);
-/* Meta-trains net->phi in place on the task; on return phi is the best validated phi. */
+/* Meta-trains net->phi in place on the task; on return phi is the best validated phi.
+ * A loss that becomes non-finite, or an epoch's training loss above
+ * L2L_DIVERGENCE_FACTOR times the first epoch's, stops it with L2L_STATUS_NUMERIC
+ * (diverged); phi is then the best validated phi so far. */
+#define L2L_DIVERGENCE_FACTOR 1e6
 L2L_API l2l_status l2l_meta_train(l2l_lstm *net, l2l_task *task, const l2l_train_config *cfg,
                                   l2l_train_callback cb, void *cb_ctx, l2l_error *err);
+
+/*
+ * Meta-training's whole state between two epochs: with it and the same config and task,
+ * l2l_meta_train_resume goes on to the same bytes as a run that was never stopped.
+ * Within a callback, progress->state points at the live state (its buffers are
+ * meta-training's own); l2l_train_state_load fills one that the caller owns
+ * (l2l_train_state_free it). What an estimator redraws at the start of every epoch (the
+ * optimizee, PES's particles) is not part of it; its own random stream is.
+ */
+typedef struct l2l_train_state {
+    l2l_lstm_config arch;
+    int epoch;              /* epochs done */
+    size_t n_params;        /* P */
+    float *phi;             /* (P) */
+    float *best;            /* (P) the best validated phi */
+    float *adam_m, *adam_v; /* (P) meta-Adam's moments */
+    int64_t adam_t;         /* meta-Adam's step count */
+    double best_valid;      /* the best validation score, +Inf if none */
+    int best_epoch;
+    double first_loss;      /* epoch 1's training loss, the divergence test's reference */
+    double seconds;         /* of meta-training so far */
+    l2l_rng train_rng;      /* the training stream */
+    int has_noise;          /* the estimator has a stream of its own (ES, PES): */
+    l2l_rng noise;          /* its state */
+} l2l_train_state;
+
+/* Continues from `from` (NULL: starts afresh, as l2l_meta_train); net must have from's
+ * architecture and cfg the config that made it. */
+L2L_API l2l_status l2l_meta_train_resume(l2l_lstm *net, l2l_task *task,
+                                         const l2l_train_config *cfg,
+                                         const l2l_train_state *from, l2l_train_callback cb,
+                                         void *cb_ctx, l2l_error *err);
 
 /* ----------------------------------------------------------- checkpoints */
 
@@ -404,6 +442,16 @@ L2L_API l2l_status l2l_checkpoint_save(const char *path, const l2l_lstm *net,
  * be NULL) receives every __metadata__ pair and *n_meta their number. */
 L2L_API l2l_status l2l_checkpoint_load(const char *path, l2l_lstm *net, l2l_kv *meta,
                                        int *n_meta, l2l_error *err);
+
+/* A training state (l2l_train_state) as a safetensors file: tensors phi, best, adam_m,
+ * adam_v; the architecture, counters and random streams in __metadata__ with the extra
+ * pairs (docs/RELIABILITY.md). Written atomically. */
+L2L_API l2l_status l2l_train_state_save(const char *path, const l2l_train_state *s,
+                                        const l2l_kv *meta, int n_meta, l2l_error *err);
+/* Loads one into s (l2l_train_state_free it); meta as for l2l_checkpoint_load. */
+L2L_API l2l_status l2l_train_state_load(const char *path, l2l_train_state *s, l2l_kv *meta,
+                                        int *n_meta, l2l_error *err);
+L2L_API void l2l_train_state_free(l2l_train_state *s);
 
 #ifdef __cplusplus
 }

@@ -2,8 +2,9 @@
 # Installs the Debian packages that l2l needs, if any is missing.
 # As root it runs apt-get; otherwise it prints the exact command and fails.
 set -eu
+# clang, libclang-rt-14-dev and libomp-14-dev: the libFuzzer harnesses.
 pkgs="pkg-config libopenblas-dev libjansson-dev zlib1g-dev libcmocka-dev libplplot-dev
-plplot-driver-cairo"
+plplot-driver-cairo clang libclang-rt-14-dev libomp-14-dev"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -362,13 +362,13 @@ static void test_save_errors_keep_old_file(void **state)
     assert_same_net(&back, &b);
     l2l_lstm_free(&back);
 
-    /* A failure after the temporary file was written (the target is a directory, so the
-     * rename fails): an error, and no temporary file left behind. */
+    /* A target that is a directory: refused before anything is written, and no
+     * temporary file left behind. */
     const char *dir = temp_dir();
     int before = count_temp_files(dir);
     st = l2l_checkpoint_save(dir, &a, NULL, 0, &err);
     assert_int_equal(st, L2L_STATUS_IO);
-    assert_non_null(strstr(err.msg, "renaming"));
+    assert_non_null(strstr(err.msg, "is a directory, not a regular file"));
     assert_int_equal(count_temp_files(dir), before);
     assert_int_equal(before, 0);
 

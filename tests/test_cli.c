@@ -84,7 +84,7 @@ static void test_usage_errors(void **state)
     expect("train --task mnist --out @/x.safetensors --init @/x.safetensors --p 5", 2, "--init FILE takes");
     expect("train --task mnist --out @/x.safetensors --init @/x.safetensors --lstm-hidden 8", 2,
            "--init FILE takes");
-    expect("eval --task quadratic --optimizer nag --lr 1 --pool 5", 0, NULL); /* ignored there */
+    expect("eval --task quadratic --optimizer nag --lr 0.01 --pool 5", 0, NULL); /* ignored there */
     expect("compare --optimizer x.safetensors --out @/c --baselines nag,lbfgs", 2, "--baselines expects");
     expect("compare --optimizer x.safetensors --out @/c --baselines nag,nag", 2, "--baselines expects");
     expect("compare --optimizer x.safetensors --out @/c --baselines nag,", 2, "--baselines expects");

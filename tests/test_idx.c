@@ -1,8 +1,12 @@
 /* IDX reader: files written here (plain and gzipped) load back exactly, and every kind of
- * damaged file is refused with a status and a message that names the problem. */
+ * damaged file is refused with a status and a message that names the problem, in memory
+ * bounded by the bytes the file holds. */
 #include <errno.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "testutil.h"
@@ -239,6 +243,187 @@ static void test_trailing_garbage(void **state)
     }
 }
 
+/* gzip members a and b back to back, then `junk` bytes: the files of the next test. */
+static void write_gzip_then(const char *path, const char *a_path, const char *b_path,
+                            const void *junk, size_t junk_len)
+{
+    uint8_t bytes[8192];
+    size_t n = 0;
+    const char *parts[2] = {a_path, b_path};
+    for (int k = 0; k < 2 && parts[k]; k++) {
+        FILE *f = fopen(parts[k], "rb");
+        if (!f) fail_msg("cannot read %s", parts[k]);
+        n += fread(bytes + n, 1, sizeof bytes - n, f);
+        fclose(f);
+    }
+    assert_true(n + junk_len <= sizeof bytes);
+    if (junk_len) memcpy(bytes + n, junk, junk_len);
+    tu_write_file(path, bytes, n + junk_len);
+}
+
+/* What follows the last gzip member must be another complete member: concatenated members
+ * are valid gzip (their data are joined), anything else after them is refused. */
+static void test_gzip_members_and_garbage(void **state)
+{
+    (void)state;
+    char img[256], head[256], tail[256], lab[256];
+    tu_temp_path(img, sizeof img, "z-images.gz");
+    tu_temp_path(head, sizeof head, "z-head.gz");
+    tu_temp_path(tail, sizeof tail, "z-tail.gz");
+    tu_temp_path(lab, sizeof lab, "z-labels");
+    write_labels(lab, labels3, N_IMG, 0);
+    uint8_t px[N_IMG * ROWS * COLS];
+    fill_images(px);
+    const uint32_t dims[3] = {N_IMG, ROWS, COLS};
+    /* member 1: the header and the first 5 pixels; member 2: the other pixels */
+    write_idx(head, 0x803, 3, dims, px, 5, 1);
+    gzFile g = gzopen(tail, "wb");
+    assert_non_null(g);
+    assert_int_equal(gzwrite(g, px + 5, sizeof px - 5), (int)(sizeof px - 5));
+    assert_int_equal(gzclose(g), Z_OK);
+    l2l_dataset ds;
+    l2l_error err = {0};
+
+    write_gzip_then(img, head, tail, NULL, 0);
+    if (l2l_idx_load(&ds, img, lab, &err) != L2L_STATUS_OK) fail_msg("two members: %s", err.msg);
+    check_contents(&ds);
+    l2l_dataset_free(&ds);
+
+    /* junk, zero padding, a lone magic byte, and a member cut short after a complete file */
+    static const uint8_t junk[] = {'j', 'u', 'n', 'k'}, zeros[8] = {0}, lone[1] = {0x1f};
+    write_gzip_then(img, head, tail, junk, sizeof junk);
+    expect_error(l2l_idx_load(&ds, img, lab, &err), &err, L2L_STATUS_FORMAT, &ds,
+                 "4 bytes of trailing garbage after the gzip data", img);
+    write_gzip_then(img, head, tail, zeros, sizeof zeros);
+    expect_error(l2l_idx_load(&ds, img, lab, &err), &err, L2L_STATUS_FORMAT, &ds,
+                 "8 bytes of trailing garbage", NULL);
+    write_gzip_then(img, head, tail, lone, sizeof lone);
+    expect_error(l2l_idx_load(&ds, img, lab, &err), &err, L2L_STATUS_FORMAT, &ds,
+                 "truncated gzip member after the data", NULL);
+    uint8_t cut[10]; /* a gzip member header, no data */
+    FILE *f = fopen(tail, "rb");
+    assert_non_null(f);
+    assert_int_equal(fread(cut, 1, sizeof cut, f), sizeof cut);
+    fclose(f);
+    write_gzip_then(img, head, tail, cut, sizeof cut);
+    expect_error(l2l_idx_load(&ds, img, lab, &err), &err, L2L_STATUS_FORMAT, &ds,
+                 "truncated gzip member after the data", "ends early");
+    /* garbage right after the header's member, before the data are complete */
+    write_gzip_then(img, head, NULL, junk, sizeof junk);
+    expect_error(l2l_idx_load(&ds, img, lab, &err), &err, L2L_STATUS_FORMAT, &ds,
+                 "4 bytes of trailing garbage", NULL);
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+
+/* A field of /proc/self/status in kB, or -1. */
+static long proc_status_kb(const char *field)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = -1;
+    size_t len = strlen(field);
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, field, len) == 0 && line[len] == ':') kb = atol(line + len + 1);
+    if (f) fclose(f);
+    return kb;
+}
+
+enum { LIMIT_MB = 64 };
+
+/*
+ * Loads images_path in a child process and returns what it found, so that a loader that
+ * trusts the header cannot exhaust this process. Memory is bounded two ways:
+ *   - without ASan, RLIMIT_AS allows the child LIMIT_MB MB of address space beyond what it
+ *     holds, so an allocation of the promised size fails (NOMEM) even if never touched;
+ *   - with ASan, whose shadow reservations make RLIMIT_AS unusable, the peak resident size
+ *     (VmHWM, reset through /proc/self/clear_refs) must grow by less than LIMIT_MB MB; the
+ *     reader zeroes what it allocates, so a promised-size buffer would show.
+ */
+static void load_bounded(const char *images_path, const char *labels_path, l2l_status *st,
+                         char *msg, size_t msg_size, long *grew_kb)
+{
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(fds[0]);
+        long before_kb = -1;
+#ifdef UNDER_ASAN
+        FILE *c = fopen("/proc/self/clear_refs", "w");
+        if (c && fputs("5", c) >= 0 && fclose(c) == 0) before_kb = proc_status_kb("VmRSS");
+#else
+        struct rlimit rl;
+        rl.rlim_cur = rl.rlim_max = (rlim_t)proc_status_kb("VmSize") * 1024 + ((rlim_t)LIMIT_MB << 20);
+        if (setrlimit(RLIMIT_AS, &rl) != 0) _exit(100);
+#endif
+        l2l_dataset ds;
+        l2l_error err = {0};
+        l2l_status s = l2l_idx_load(&ds, images_path, labels_path, &err);
+        long grew = before_kb < 0 ? -1 : proc_status_kb("VmHWM") - before_kb;
+        dprintf(fds[1], "%d %ld %s", (int)s, grew, err.msg);
+        _exit(0);
+    }
+    close(fds[1]);
+    char buf[1200] = {0};
+    size_t n = 0;
+    ssize_t k;
+    while (n + 1 < sizeof buf && (k = read(fds[0], buf + n, sizeof buf - 1 - n)) > 0) n += (size_t)k;
+    close(fds[0]);
+    int wstatus;
+    assert_int_equal(waitpid(pid, &wstatus, 0), pid);
+    if (!WIFEXITED(wstatus) || WEXITSTATUS(wstatus) != 0)
+        fail_msg("the child loading %s died (wait status 0x%x)", images_path, wstatus);
+    int s, used;
+    if (sscanf(buf, "%d %ld %n", &s, grew_kb, &used) != 2) fail_msg("bad report from the child: %s", buf);
+    *st = (l2l_status)s;
+    snprintf(msg, msg_size, "%s", buf + used);
+}
+
+/* The reproducers of issue 13 (tests/fixtures/idx-*): files of 16 to 33 bytes whose headers
+ * promise 784 MB to 3.6 GB. Each is refused as truncated, within LIMIT_MB MB. */
+static void test_promises_cost_nothing(void **state)
+{
+    (void)state;
+    static const char *const files[] = {"idx-16byte-allocates-784MB",
+                                        "idx-22byte-allocates-3.5GB.gz",
+                                        "idx-33byte-allocates-2.2GB.gz"};
+    static const char *const phrases[] = {"truncated data: the header promises 784000000 bytes",
+                                          "ends early", "truncated data"};
+    char lab[256];
+    tu_temp_path(lab, sizeof lab, "r-labels");
+    write_labels(lab, labels3, N_IMG, 0);
+    const char *src = __FILE__, *slash = strrchr(src, '/');
+    for (int i = 0; i < 3; i++) {
+        char path[512], msg[1024];
+        snprintf(path, sizeof path, "%.*s/fixtures/%s", slash ? (int)(slash - src) : 1,
+                 slash ? src : ".", files[i]);
+        struct stat sb;
+        if (stat(path, &sb) != 0) fail_msg("reproducer %s is missing", path);
+        l2l_status st;
+        long grew_kb;
+        load_bounded(path, lab, &st, msg, sizeof msg, &grew_kb);
+        if (st != L2L_STATUS_FORMAT || !strstr(msg, phrases[i]) || !strstr(msg, path))
+            fail_msg("%s: expected a format error with \"%s\", found status %s: %s", files[i],
+                     phrases[i], l2l_status_name(st), msg);
+#ifdef UNDER_ASAN
+        if (grew_kb < 0)
+            printf("[  SKIP    ] %s: /proc/self/clear_refs not writable, peak memory not checked\n",
+                   files[i]);
+        else if (grew_kb >= LIMIT_MB * 1024)
+            fail_msg("%s: the peak resident size grew by %ld kB, expected under %d MB", files[i],
+                     grew_kb, LIMIT_MB);
+#endif
+    }
+}
+
 static void test_counts_disagree(void **state)
 {
     (void)state;
@@ -399,6 +584,8 @@ int main(void)
         cmocka_unit_test(test_wrong_dimension_count),
         cmocka_unit_test(test_truncated),
         cmocka_unit_test(test_trailing_garbage),
+        cmocka_unit_test(test_gzip_members_and_garbage),
+        cmocka_unit_test(test_promises_cost_nothing),
         cmocka_unit_test(test_counts_disagree),
         cmocka_unit_test(test_bad_sizes),
         cmocka_unit_test(test_missing_file),

@@ -443,7 +443,7 @@ static void test_evolution_strategies(void **state)
     ec.steps = STEPS, ec.estimator = L2L_ESTIMATOR_ES, ec.es.pairs = PAIRS, ec.es.sigma = 1e-3f;
     l2l_es es = {0};
     assert_int_equal(l2l_estimator_es.create(&es, &net, &task, &ec, &err), L2L_STATUS_OK);
-    es.noise = noise;
+    es.pt.noise = noise;
     EXPECT_CLOSE(l2l_es_rollout(&es, &net, theta0, mb, NULL), run_loss(&net, &task, theta0, mb, STEPS),
                  1e-9, 1e-6, "rollout meta-loss");
     float g[2];

@@ -111,7 +111,7 @@ static void test_bad_json(void **state)
 
     path = tmp("notobject.safetensors");
     write_st(path, "[1, 2]", NULL, 0);
-    expect_load_error(path, L2L_STATUS_FORMAT, "header must be a JSON object, found an array");
+    expect_load_error(path, L2L_STATUS_FORMAT, "header (JSON) must be an object, found an array");
 
     path = tmp("dupkey.safetensors");
     write_st(path, "{\"__metadata__\":{},\"__metadata__\":{}}", NULL, 0);

@@ -11,6 +11,7 @@
 #include "commands.h"
 #include "family.h"
 #include "io/atomic.h"
+#include "paths.h"
 #include "plot/plot.h"
 #include "stats.h"
 
@@ -174,10 +175,7 @@ tool_result cmd_compare(int argc, char **argv)
     if (r != TOOL_OK) return r;
     if (!optimizer) return tool_usage("compare", "--optimizer FILE.safetensors is required");
     if (!out) return tool_usage("compare", "--out DIR is required");
-    if (mkdir(out, 0777) != 0 && errno != EEXIST) {
-        fprintf(stderr, "l2l compare: error: cannot create the directory '%s': %s\n", out, strerror(errno));
-        return TOOL_FAILED;
-    }
+    if ((r = path_check_dir("compare", "out", out)) != TOOL_OK) return r;
     l2l_error err = {0};
     l2l_lstm net;
     l2l_kv meta[L2L_MAX_META];
@@ -203,6 +201,17 @@ tool_result cmd_compare(int argc, char **argv)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (int k = 0; k < nc && !st; k++) st = run_one(&c[k], &valid.task, &test.task, &vc, &ec, &err);
     clock_gettime(CLOCK_MONOTONIC, &t1);
+    for (int k = 0; k < nc && !st; k++) { /* a curve with a diverged run has no mean to report */
+        const int diverged = stats_diverged(c[k].loss, ec.runs, ec.steps);
+        if (diverged) {
+            for (int i = 0; i < nc; i++) free(c[i].loss);
+            l2l_lstm_free(&net), problem_set_free(&valid), problem_set_free(&test);
+            return tool_diverged("compare", "%s diverged on %d of %d test problems; nothing was written",
+                                 c[k].name, diverged, ec.runs);
+        }
+    }
+    if (!st && mkdir(out, 0777) != 0 && errno != EEXIST)
+        st = l2l_error_set(&err, L2L_STATUS_IO, "cannot create the directory '%s': %s", out, strerror(errno));
     if (!st) {
         char title[160];
         snprintf(title, sizeof title, "%s, %d test problems", test.task.name, ec.runs);

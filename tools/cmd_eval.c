@@ -6,6 +6,7 @@
 #include "commands.h"
 #include "family.h"
 #include "io/atomic.h"
+#include "paths.h"
 #include "stats.h"
 
 static const opt_command eval_cmd = {
@@ -34,6 +35,7 @@ tool_result cmd_eval(int argc, char **argv)
     tool_result r = family_parse(&f, &eval_cmd, "evaluation", own, argc, argv);
     if (r != TOOL_OK) return r;
     if (!optimizer) return tool_usage("eval", "--optimizer FILE|sgd|nag|rmsprop|adam|nag-floor is required");
+    if (csv && (r = path_check_output("eval", "csv", csv)) != TOOL_OK) return r;
     l2l_error err = {0};
     l2l_lstm net = {0};
     if (family_optimizer(optimizer, &spec, &net, NULL, NULL, &err)) return tool_fail("eval", &err);
@@ -45,6 +47,14 @@ tool_result cmd_eval(int argc, char **argv)
     l2l_status st = family_problems(&f, "t10k", 0, &ps, &err);
     if (!st) st = loss ? l2l_evaluate(&ps.task, &spec, &ec, loss, &err)
                        : l2l_error_set(&err, L2L_STATUS_NOMEM, "out of memory");
+    const int diverged = st ? 0 : stats_diverged(loss, ec.runs, ec.steps);
+    if (diverged) {
+        free(loss);
+        l2l_lstm_free(&net), problem_set_free(&ps);
+        return tool_diverged("eval", "%d of %d runs diverged (the loss became non-finite or grew a million-fold)%s; nothing was "
+                             "written", diverged, ec.runs, spec.kind == L2L_OPT_KIND_LSTM ? ""
+                             : " at this learning rate (find one with 'l2l tune')");
+    }
     l2l_atomic af = {.f = stdout};
     if (!st && csv) st = l2l_atomic_open(&af, csv, &err);
     if (!st) {

@@ -1,14 +1,30 @@
-/* l2l info: describes a checkpoint: its architecture, metadata and tensors. */
+/* l2l info: describes a checkpoint (its architecture, metadata and tensors) or a
+ * training state (where the run stands and the command line that resumes it). */
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "commands.h"
 
 static const opt_command info_cmd = {
     "info",
     "usage: l2l info FILE.safetensors\n"
-    "Prints a checkpoint's architecture, metadata and tensors.\n",
+    "Prints a checkpoint's architecture, metadata and tensors, or where a training state\n"
+    "(OUT.state.safetensors of 'l2l train') stands.\n",
     NULL, 1};
+
+static void describe_state(const char *path, const l2l_train_state *s, const l2l_kv *meta, int nm)
+{
+    printf("%s\n  training state after epoch %d (%.1f s of meta-training)\n", path, s->epoch, s->seconds);
+    printf("  optimizer: coordinatewise LSTM, %d layers x %d units, %zu weights\n", s->arch.layers,
+           s->arch.hidden, s->n_params);
+    printf("  best validation score %.6g (epoch %d); meta-Adam step %lld; estimator stream: %s\n",
+           s->best_valid, s->best_epoch, (long long)s->adam_t, s->has_noise ? "yes" : "none");
+    printf("  command line:");
+    for (int i = 0; i < nm; i++)
+        if (strncmp(meta[i].key, "argv.", 5) == 0) printf(" %s", meta[i].value);
+    printf("\n  continue with: l2l train --resume %s\n", path);
+}
 
 tool_result cmd_info(int argc, char **argv)
 {
@@ -23,7 +39,14 @@ tool_result cmd_info(int argc, char **argv)
     l2l_lstm net;
     l2l_kv meta[L2L_MAX_META];
     int nm = 0;
-    if (l2l_checkpoint_load(args[0], &net, meta, &nm, &err)) return tool_fail("info", &err);
+    if (l2l_checkpoint_load(args[0], &net, meta, &nm, &err)) {
+        l2l_error serr;
+        l2l_train_state s;
+        if (l2l_train_state_load(args[0], &s, meta, &nm, &serr)) return tool_fail("info", &err);
+        describe_state(args[0], &s, meta, nm);
+        l2l_train_state_free(&s);
+        return TOOL_OK;
+    }
     const l2l_lstm_config *c = &net.cfg;
     printf("%s\n", args[0]);
     printf("  optimizer: coordinatewise LSTM, %d layer%s x %d units, %d input%s (%s", c->layers,

@@ -1,5 +1,12 @@
 /* l2l train: meta-trains a learned optimizer on a task family and saves the best
- * (validated) weights as safetensors, with the options that made it as metadata. */
+ * (validated) weights as safetensors, with the options that made it as metadata.
+ *
+ * Nothing is lost on a fault: every few epochs (and minutes) the whole training state
+ * goes atomically to OUT's stem + ".state.safetensors" with the command line that made
+ * it, and 'l2l train --resume STATE' continues to the same bytes. The log is written to
+ * LOG.part, whose length each state records, and becomes LOG at the end. --out is
+ * replaced only by a finished run's result: a failed or diverged run's best phi goes to
+ * the stem + ".failed.safetensors". */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <math.h>
@@ -13,6 +20,8 @@
 
 #include "commands.h"
 #include "family.h"
+#include "io/atomic.h"
+#include "paths.h"
 
 static const opt_choice preprocs[] = {{"none", L2L_PREPROC_NONE}, {"logsign", L2L_PREPROC_LOGSIGN}, {NULL, 0}};
 static const opt_choice selections[] = {{"mean", L2L_SELECTION_MEAN}, {"final", L2L_SELECTION_FINAL}, {NULL, 0}};
@@ -74,11 +83,33 @@ static void format_estimator(const void *dest, char *buf, size_t n)
 }
 
 static volatile sig_atomic_t interrupted;
-static void on_sigint(int sig) { (void)sig, interrupted = 1; }
+static void on_signal(int sig) { (void)sig, interrupted = 1; }
+
+/* The options, pointing into this struct (which is therefore never copied). */
+typedef struct {
+    family f;
+    l2l_train_config cfg;
+    l2l_lstm_config lc;
+    const char *out, *log, *init, *resume;
+    int save_every;
+    float save_minutes;
+    opt_desc lstm_opts[6], meta_opts[13], state_opts[4];
+    opt_group groups[7];
+} train_args;
+
+/* The command line that defines a run, as the training state records it: at most
+ * MAX_ARGS arguments of up to 255 bytes, as metadata pairs argv.0, argv.1, ... */
+enum { MAX_ARGS = 40 };
 
 typedef struct {
     FILE *log;
-    int epochs, tty;
+    const char *logpart, *state;
+    int epochs, tty, save_every;
+    double save_seconds, last_save;
+    int argc;
+    char **argv;
+    int state_warned, saved_epoch;
+    char cwd[256]; /* where the run started, for a resume from elsewhere ("" if too long) */
     l2l_status log_status;
     l2l_train_progress last;
 } train_ctx;
@@ -91,16 +122,52 @@ static void fmt_duration(char *buf, size_t n, double s)
     else snprintf(buf, n, "%dh%02dm", (int)s / 3600, (int)s % 3600 / 60);
 }
 
-/* After every epoch: a line of the log, and a progress bar on a terminal. */
+static void put(l2l_kv *kv, const char *key, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void put(l2l_kv *kv, const char *key, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    snprintf(kv->key, sizeof kv->key, "%s", key);
+    vsnprintf(kv->value, sizeof kv->value, fmt, ap);
+    va_end(ap);
+}
+
+/* The state after this epoch, with the command line and the log's length, so that a
+ * resumed run finds its arguments and cuts the log back to this epoch. A failure is
+ * reported once and training goes on: the run itself is still good. */
+static void save_state(train_ctx *c, const l2l_train_progress *p)
+{
+    l2l_kv meta[MAX_ARGS + 2];
+    int n = 0;
+    for (int i = 0; i < c->argc; i++) put(&meta[n++], "argv", "%s", c->argv[i]);
+    for (int i = 0; i < n; i++) snprintf(meta[i].key, sizeof meta[i].key, "argv.%d", i);
+    long bytes = fflush(c->log) == 0 ? ftell(c->log) : -1;
+    put(&meta[n++], "log_bytes", "%ld", bytes);
+    if (c->cwd[0]) put(&meta[n++], "cwd", "%s", c->cwd);
+    l2l_error err = {0};
+    if (bytes < 0) l2l_error_set(&err, L2L_STATUS_IO, "cannot write the log %s", c->logpart);
+    if (bytes < 0 || l2l_train_state_save(c->state, p->state, meta, n, &err)) {
+        if (!c->state_warned++)
+            fprintf(stderr, "%sl2l train: warning: the training state was not saved (%s); training goes on\n",
+                    c->tty ? "\n" : "", err.msg);
+        return;
+    }
+    c->last_save = p->seconds;
+    c->saved_epoch = p->epoch;
+}
+
+/* After every epoch: a line of the log, the training state when it is due (or training
+ * is being stopped), and a progress bar on a terminal. */
 static int train_progress(const l2l_train_progress *p, void *vctx)
 {
     train_ctx *c = vctx;
     c->last = *p;
-    if (c->log) {
-        fprintf(c->log, "%d,%.9g,%.9g,%.9g,%.9g,%d,%.3f\n", p->epoch, p->train_loss, p->grad_norm,
-                p->valid_loss, p->best_valid, p->best_epoch, p->seconds);
-        if (fflush(c->log) != 0) c->log_status = L2L_STATUS_IO;
-    }
+    fprintf(c->log, "%d,%.9g,%.9g,%.9g,%.9g,%d,%.3f\n", p->epoch, p->train_loss, p->grad_norm,
+            p->valid_loss, p->best_valid, p->best_epoch, p->seconds);
+    if (fflush(c->log) != 0) c->log_status = L2L_STATUS_IO;
+    const int due = (c->save_every > 0 && p->epoch % c->save_every == 0) ||
+                    (c->save_seconds > 0 && p->seconds - c->last_save >= c->save_seconds);
+    if (p->epoch < c->epochs && (due || interrupted)) save_state(c, p);
     if (c->tty) {
         char eta[32];
         fmt_duration(eta, sizeof eta, p->seconds / p->epoch * (c->epochs - p->epoch));
@@ -113,20 +180,10 @@ static int train_progress(const l2l_train_progress *p, void *vctx)
     return interrupted || c->log_status;
 }
 
-static void put(l2l_kv *kv, const char *key, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void put(l2l_kv *kv, const char *key, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    snprintf(kv->key, sizeof kv->key, "%s", key);
-    vsnprintf(kv->value, sizeof kv->value, fmt, ap);
-    va_end(ap);
-}
-
 /* The checkpoint's metadata: every option that has a key, at its resolved value, then
  * how the run went. The architecture's keys are l2l_checkpoint_save's own. */
 static int train_metadata(const opt_group *groups, const l2l_task *task, const train_ctx *tc,
-                          l2l_status st, l2l_kv *meta, int max)
+                          const char *completed, l2l_kv *meta, int max)
 {
     int n = opts_metadata(groups, meta, max - 6);
     const l2l_train_progress *p = &tc->last;
@@ -136,56 +193,61 @@ static int train_metadata(const opt_group *groups, const l2l_task *task, const t
     put(&meta[n++], "best_valid", "%.9g", p->best_valid);
     put(&meta[n++], "rng_state", "%016llx%016llx%016llx%016llx", (unsigned long long)p->rng.s[0],
         (unsigned long long)p->rng.s[1], (unsigned long long)p->rng.s[2], (unsigned long long)p->rng.s[3]);
-    put(&meta[n++], "completed", "%s", st ? "error" : interrupted ? "interrupted" : "yes");
+    put(&meta[n++], "completed", "%s", completed);
     return n;
 }
 
 static const opt_command train_cmd = {
     "train",
     "usage: l2l train --out FILE.safetensors [options]\n"
+    "       l2l train --resume STATE [--threads N] [--save-every K] [--save-minutes M]\n"
     "Meta-trains a coordinatewise LSTM optimizer on a task family and saves the best\n"
     "(validated) weights as safetensors.\n",
-    NULL, 0};
+    "Exit status: 0 done, 1 failed or interrupted (the training state is kept), 2 bad\n"
+    "usage, 3 diverged (the best phi goes to STEM.failed.safetensors; --out is untouched).\n",
+    0};
 
-tool_result cmd_train(int argc, char **argv)
+static void args_init(train_args *a)
 {
-    family f;
-    family_init(&f);
-    l2l_train_config cfg; /* the library's meta-training defaults are the tool's */
-    l2l_train_config_default(&cfg);
-    l2l_lstm_config lc = family_lstm_config(&f); /* its defaults resolved below */
-    const char *out = NULL, *log = NULL, *init = NULL;
-    opt_desc lstm_opts[] = {
-        {"lstm-layers", OPT_INT, &lc.layers, 0, L2L_MAX_LAYERS, .arg = "L",
+    memset(a, 0, sizeof *a);
+    family_init(&a->f);
+    l2l_train_config_default(&a->cfg); /* the library's meta-training defaults are the tool's */
+    a->lc = family_lstm_config(&a->f); /* its defaults resolved after parsing */
+    a->save_every = 10;
+    a->save_minutes = 5;
+    l2l_train_config *cfg = &a->cfg;
+    l2l_lstm_config *lc = &a->lc;
+    const opt_desc lstm_opts[] = {
+        {"lstm-layers", OPT_INT, &lc->layers, 0, L2L_MAX_LAYERS, .arg = "L",
          .help = "LSTM layers (2); 0 = a linear map"},
-        {"lstm-hidden", OPT_INT, &lc.hidden, 1, 1024, .arg = "H", .help = "LSTM units per layer (20)"},
-        {"preproc", OPT_CHOICE, &lc.preproc, .choices = preprocs,
+        {"lstm-hidden", OPT_INT, &lc->hidden, 1, 1024, .arg = "H", .help = "LSTM units per layer (20)"},
+        {"preproc", OPT_CHOICE, &lc->preproc, .choices = preprocs,
          .help = "input preprocessing (quadratic: none; mnist: logsign)"},
-        {"p", OPT_FLOAT, &lc.p, 1e-3, 79, .arg = "P",
+        {"p", OPT_FLOAT, &lc->p, 1e-3, 79, .arg = "P",
          .help = "preprocessing constant (10; --preset deepmind: 5)"},
-        {"scale", OPT_FLOAT, &lc.scale, -1e6, 1e6, .arg = "S",
-         .help = "output scale (quadratic: 1; mnist: 0.1;\n--preset deepmind: 0.01)"},
+        {"scale", OPT_FLOAT, &lc->scale, -1e6, 1e6, .arg = "S",
+         .help = "output scale, not 0 (quadratic: 1; mnist: 0.1;\n--preset deepmind: 0.01)"},
         {NULL},
     };
-    opt_desc meta_opts[] = {
-        {"epochs", OPT_INT, &cfg.epochs, 1, 1e8, .arg = "E", .help = "fresh optimizees (1000)", .key = "epochs"},
-        {"unroll", OPT_INT, &cfg.unroll, 1, 1e5, .arg = "T", .help = "steps per truncated unroll (20)",
+    const opt_desc meta_opts[] = {
+        {"epochs", OPT_INT, &cfg->epochs, 1, 1e8, .arg = "E", .help = "fresh optimizees (1000)", .key = "epochs"},
+        {"unroll", OPT_INT, &cfg->unroll, 1, 1e5, .arg = "T", .help = "steps per truncated unroll (20)",
          .key = "unroll"},
-        {"lr", OPT_FLOAT, &cfg.lr, 1e-12, 1e6, .arg = "X", .help = "meta-Adam learning rate (1e-3)",
+        {"lr", OPT_FLOAT, &cfg->lr, 1e-12, 1e6, .arg = "X", .help = "meta-Adam learning rate (1e-3)",
          .key = "meta_lr"},
-        {"clip", OPT_FLOAT, &cfg.clip, 0, 1e12, .arg = "C",
+        {"clip", OPT_FLOAT, &cfg->clip, 0, 1e12, .arg = "C",
          .help = "clip the meta-gradient's norm to C (default 0: off)", .key = "clip"},
-        {"eval-every", OPT_INT, &cfg.eval_every, 0, 1e8, .arg = "K",
+        {"eval-every", OPT_INT, &cfg->eval_every, 0, 1e8, .arg = "K",
          .help = "validate every K epochs (50; 0 = never, keep the last phi)", .key = "eval_every"},
-        {"valid", OPT_INT, &cfg.n_valid, 1, 1e5, .arg = "V", .help = "validation problems (20)",
+        {"valid", OPT_INT, &cfg->n_valid, 1, 1e5, .arg = "V", .help = "validation problems (20)",
          .key = "n_valid"},
-        {"select", OPT_CHOICE, &cfg.selection, .choices = selections,
+        {"select", OPT_CHOICE, &cfg->selection, .choices = selections,
          .help = "keep the phi with the best mean loss over the steps (the\n"
                  "meta-objective, default) or the best final loss",
          .key = "select"},
-        {"objective", OPT_CHOICE, &cfg.objective, .choices = objectives,
+        {"objective", OPT_CHOICE, &cfg->objective, .choices = objectives,
          .help = "meta-loss sum_t f(theta_t) (the paper, default) or sum_t log f", .key = "objective"},
-        {"estimator", OPT_CUSTOM, &cfg, .parse = parse_estimator, .format = format_estimator,
+        {"estimator", OPT_CUSTOM, cfg, .parse = parse_estimator, .format = format_estimator,
          .arg = "E",
          .expect = "tbptt, es:PAIRS:SIGMA or pes:PAIRS:SIGMA (1..100000 pairs, sigma > 0) or "
                    "imitate:TEACHER:LR (a teacher sgd, nag, rmsprop, adam or nag-floor, lr > 0), "
@@ -200,85 +262,228 @@ tool_result cmd_train(int argc, char **argv)
                  "learning rate LR from the same gradients (a warm start: continue\n"
                  "with another 'l2l train --init')",
          .key = "estimator"},
-        {"init", OPT_PATH, &init, .arg = "FILE", .expect = "a checkpoint",
+        {"init", OPT_PATH, &a->init, .arg = "FILE", .expect = "a checkpoint",
          .help = "start from FILE's optimizer instead of a fresh one", .key = "init"},
-        {"out", OPT_PATH, &out, .arg = "FILE", .expect = "a file name", .help = "the checkpoint (required)"},
-        {"log", OPT_PATH, &log, .arg = "FILE", .expect = "a file name",
-         .help = "a CSV line per epoch (default: OUT with -log.csv)"},
+        {"out", OPT_PATH, &a->out, .arg = "FILE", .expect = "a file name", .help = "the checkpoint (required)"},
+        {"log", OPT_PATH, &a->log, .arg = "FILE", .expect = "a file name",
+         .help = "a CSV line per epoch (default: OUT's stem with -log.csv)"},
         {NULL},
     };
-    opt_group groups[] = {{"task", f.opts}, {NULL, f.train_opts}, {"optimizer", lstm_opts},
-                          {"meta-training", meta_opts}, {NULL, f.run_opts}, {NULL, NULL}};
-    tool_result r = opts_parse(&train_cmd, groups, argc, argv, NULL, NULL);
+    const opt_desc state_opts[] = {
+        {"save-every", OPT_INT, &a->save_every, 0, 1e8, .arg = "K",
+         .help = "save the training state every K epochs (10; 0 = by time only)"},
+        {"save-minutes", OPT_FLOAT, &a->save_minutes, 0, 1e6, .arg = "M",
+         .help = "and every M minutes (5; 0 = by epochs only)"},
+        {"resume", OPT_PATH, &a->resume, .arg = "STATE", .expect = "a training state",
+         .help = "continue the run that saved STATE (OUT's stem +\n"
+                 ".state.safetensors), with its options"},
+        {NULL},
+    };
+    OPT_TABLE_COPY(a->lstm_opts, lstm_opts);
+    OPT_TABLE_COPY(a->meta_opts, meta_opts);
+    OPT_TABLE_COPY(a->state_opts, state_opts);
+    const opt_group groups[] = {{"task", a->f.opts}, {NULL, a->f.train_opts}, {"optimizer", a->lstm_opts},
+                                {"meta-training", a->meta_opts}, {NULL, a->f.run_opts},
+                                {"training state", a->state_opts}, {NULL, NULL}};
+    memcpy(a->groups, groups, sizeof groups);
+}
+
+/* Parses argv and checks what the tables cannot: everything that can be known before
+ * any work starts, output paths included. */
+static tool_result parse_args(train_args *a, int argc, char **argv)
+{
+    args_init(a);
+    tool_result r = opts_parse(&train_cmd, a->groups, argc, argv, NULL, NULL);
     if (r != TOOL_OK) return r;
-    tool_threads(f.threads);
-    cfg.steps = f.steps, cfg.seed = f.seed;
-    if (!out) return tool_usage("train", "--out FILE.safetensors is required");
-    if (cfg.steps % cfg.unroll)
-        return tool_usage("train", "--steps (%d) must be a multiple of --unroll (%d)", cfg.steps, cfg.unroll);
+    if (a->resume) return TOOL_OK; /* the rest comes from the state, checked then */
+    if (!a->out) return tool_usage("train", "--out FILE.safetensors is required");
+    a->cfg.steps = a->f.steps, a->cfg.seed = a->f.seed;
+    if (a->cfg.steps % a->cfg.unroll)
+        return tool_usage("train", "--steps (%d) must be a multiple of --unroll (%d)", a->cfg.steps, a->cfg.unroll);
+    if (a->lc.scale == 0) return tool_usage("train", "--scale must not be 0 (the optimizer would never move)");
     static const char *const arch[] = {"p", "scale", "preproc", "lstm-layers", "lstm-hidden"};
-    for (int i = 0; i < 5 && init; i++)
-        if (opts_given(lstm_opts, arch[i]))
+    for (int i = 0; i < 5 && a->init; i++)
+        if (opts_given(a->lstm_opts, arch[i]))
             return tool_usage("train", "--init FILE takes the optimizer's architecture, preprocessing, "
                                        "scale and weights from FILE; drop --p, --scale, --preproc and --lstm-*");
-    if ((r = family_check(&f, "train")) != TOOL_OK) return r;
-    const l2l_lstm_config def = family_lstm_config(&f); /* for the task and preset given */
-    if (!opts_given(lstm_opts, "preproc")) lc.preproc = def.preproc;
-    if (!opts_given(lstm_opts, "p")) lc.p = def.p;
-    if (!opts_given(lstm_opts, "scale")) lc.scale = def.scale;
+    for (int i = 1; i < argc; i++)
+        if (strlen(argv[i]) > 255 || argc - 1 > MAX_ARGS)
+            return tool_usage("train", "the training state records the command line in at most %d arguments "
+                                       "of 255 bytes; '%.40s...' does not fit", MAX_ARGS, argv[i]);
+    if ((r = family_check(&a->f, "train")) != TOOL_OK) return r;
+    const l2l_lstm_config def = family_lstm_config(&a->f); /* for the task and preset given */
+    if (!opts_given(a->lstm_opts, "preproc")) a->lc.preproc = def.preproc;
+    if (!opts_given(a->lstm_opts, "p")) a->lc.p = def.p;
+    if (!opts_given(a->lstm_opts, "scale")) a->lc.scale = def.scale;
+    if ((r = path_check_output("train", "out", a->out)) != TOOL_OK) return r;
+    if (a->log && (r = path_check_output("train", "log", a->log)) != TOOL_OK) return r;
+    if (a->log && path_same(a->log, a->out))
+        return tool_usage("train", "--log and --out name the same file '%s'; the log would overwrite the "
+                                   "checkpoint", a->out);
+    return TOOL_OK;
+}
 
+/* --resume STATE: the state's command line, then this one's (which may change only
+ * --threads and how often states are saved), parsed afresh into a. */
+static tool_result parse_resumed(train_args *a, int argc, char **argv, const l2l_kv *meta, int nm,
+                                 char **args, int *n_args)
+{
+    static const char *const changeable[] = {"resume", "threads", "save-every", "save-minutes"};
+    for (const opt_group *g = a->groups; g->opts; g++)
+        for (const opt_desc *d = g->opts; d->name; d++) {
+            int ok = !d->set;
+            for (int i = 0; i < 4 && !ok; i++) ok = strcmp(d->name, changeable[i]) == 0;
+            if (!ok)
+                return tool_usage("train", "--resume STATE continues a run with the options it was started "
+                                           "with; --%s cannot be given with it", d->name);
+        }
+    int n = 0;
+    args[n++] = "train";
+    for (int i = 0; i < nm && n <= MAX_ARGS; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "argv.%d", n - 1);
+        for (int j = 0; j < nm; j++)
+            if (strcmp(meta[j].key, key) == 0) args[n++] = (char *)meta[j].value;
+    }
+    if (n == 1) return tool_usage("train", "%s records no command line: not a state of 'l2l train'", a->resume);
+    const char *state = a->resume;
+    *n_args = n;
+    for (int i = 1; i < argc && n < 2 * MAX_ARGS + 2; i++) {
+        if (strcmp(argv[i], "--resume") == 0) i++;
+        else if (strncmp(argv[i], "--resume=", 9) != 0) args[n++] = argv[i];
+    }
+    tool_result r = parse_args(a, n, args);
+    a->resume = state;
+    if (r == TOOL_USAGE) fprintf(stderr, "l2l train: (in the command line that %s records)\n", state);
+    return r;
+}
+
+/* The log's rows up to the state's epoch: a resumed run cuts off what the killed one
+ * wrote after its last state, then appends. */
+static FILE *open_log(const char *part, long keep)
+{
+    if (keep < 0) return fopen(part, "w");
+    FILE *f = fopen(part, "r+");
+    if (f && (ftruncate(fileno(f), keep) != 0 || fseek(f, keep, SEEK_SET) != 0)) {
+        fclose(f);
+        return NULL;
+    }
+    return f;
+}
+
+tool_result cmd_train(int argc, char **argv)
+{
+    train_args a;
+    tool_result r = parse_args(&a, argc, argv);
+    if (r != TOOL_OK) return r;
     l2l_error err = {0};
+    l2l_train_state from = {0};
+    l2l_kv smeta[L2L_MAX_META];
+    int nsm = 0;
+    char *args[2 * MAX_ARGS + 2];
+    int run_argc = argc - 1; /* the arguments that define the run, without --resume */
+    char **run_argv = argv + 1;
+    long log_bytes = -1;
+    if (a.resume) {
+        if (l2l_train_state_load(a.resume, &from, smeta, &nsm, &err)) return tool_fail("train", &err);
+        /* the recorded paths are relative to where the run started: go there first */
+        for (int i = 0; i < nsm; i++) {
+            if (strcmp(smeta[i].key, "log_bytes") == 0) log_bytes = strtol(smeta[i].value, NULL, 10);
+            if (r == TOOL_OK && strcmp(smeta[i].key, "cwd") == 0 && chdir(smeta[i].value) != 0)
+                r = tool_usage("train", "%s was saved by a run started in '%s', which cannot be entered: %s",
+                               a.resume, smeta[i].value, strerror(errno));
+        }
+        int n_args = 0;
+        if (r == TOOL_OK) r = parse_resumed(&a, argc, argv, smeta, nsm, args, &n_args);
+        if (r == TOOL_OK && log_bytes < 0)
+            r = tool_usage("train", "%s records no log length: not a state of 'l2l train'", a.resume);
+        if (r != TOOL_OK) {
+            l2l_train_state_free(&from);
+            return r;
+        }
+        run_argc = n_args - 1, run_argv = args + 1;
+    }
+    tool_threads(a.f.threads);
+    char logpath[4096], logpart[4200], statepath[4096], failedpath[4096];
+    if (a.log) snprintf(logpath, sizeof logpath, "%s", a.log);
+    if ((!a.log && !path_sibling(a.out, "-log.csv", logpath, sizeof logpath)) ||
+        !path_sibling(a.out, ".state.safetensors", statepath, sizeof statepath) ||
+        !path_sibling(a.out, ".failed.safetensors", failedpath, sizeof failedpath)) {
+        l2l_train_state_free(&from);
+        return tool_usage("train", "--out '%.64s...' is too long", a.out);
+    }
+    snprintf(logpart, sizeof logpart, "%s.part", logpath);
+
     problem_set ps;
     l2l_lstm net = {0};
-    l2l_status st = family_problems(&f, "train", 1, &ps, &err);
-    if (!st) st = init ? l2l_checkpoint_load(init, &net, NULL, NULL, &err) : l2l_lstm_create(&net, &lc, &err);
+    l2l_status st = family_problems(&a.f, "train", 1, &ps, &err);
+    if (!st) st = a.resume ? l2l_lstm_create(&net, &from.arch, &err)
+                  : a.init ? l2l_checkpoint_load(a.init, &net, NULL, NULL, &err)
+                           : l2l_lstm_create(&net, &a.lc, &err);
     if (st) {
-        problem_set_free(&ps);
+        l2l_train_state_free(&from), problem_set_free(&ps);
         return tool_fail("train", &err);
     }
-    if (init) lc = net.cfg; /* the starting point's architecture */
+    if (a.init || a.resume) a.lc = net.cfg; /* the starting point's architecture */
     else {
         l2l_rng rng;
-        l2l_rng_seed(&rng, cfg.seed, L2L_STREAM_INIT);
+        l2l_rng_seed(&rng, a.cfg.seed, L2L_STREAM_INIT);
         l2l_lstm_init(&net, &rng);
     }
 
-    char logpath[4096];
-    if (log) snprintf(logpath, sizeof logpath, "%s", log);
-    else {
-        snprintf(logpath, sizeof logpath, "%s", out);
-        char *dot = strstr(logpath, ".safetensors");
-        if (dot) *dot = 0;
-        strncat(logpath, "-log.csv", sizeof logpath - strlen(logpath) - 1);
-    }
-    train_ctx tc = {.epochs = cfg.epochs, .tty = isatty(2)};
-    tc.log = fopen(logpath, "w");
+    train_ctx tc = {.logpart = logpart, .state = statepath, .epochs = a.cfg.epochs, .tty = isatty(2),
+                    .save_every = a.save_every, .save_seconds = 60.0 * a.save_minutes,
+                    .last_save = from.seconds, .argc = run_argc, .argv = run_argv};
+    if (!getcwd(tc.cwd, sizeof tc.cwd)) tc.cwd[0] = 0;
+    tc.log = open_log(logpart, log_bytes);
     if (!tc.log) {
-        fprintf(stderr, "l2l train: error: cannot create the log '%s': %s\n", logpath, strerror(errno));
-        l2l_lstm_free(&net), problem_set_free(&ps);
+        fprintf(stderr, "l2l train: error: cannot %s the log '%s': %s\n", a.resume ? "reopen" : "create",
+                logpart, strerror(errno));
+        l2l_train_state_free(&from), l2l_lstm_free(&net), problem_set_free(&ps);
         return TOOL_FAILED;
     }
-    fprintf(tc.log, "epoch,train_loss,grad_norm,valid_loss,best_valid,best_epoch,seconds\n");
-    fprintf(stderr, "l2l train: %s, %zu coordinates, LSTM %dx%d (%zu weights), %d epochs x %d steps (unroll %d)\n",
-            ps.task.name, ps.task.n, lc.layers, lc.hidden, net.n_params, cfg.epochs, cfg.steps, cfg.unroll);
-    signal(SIGINT, on_sigint);
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    st = l2l_meta_train(&net, &ps.task, &cfg, train_progress, &tc, &err);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    double secs = (t1.tv_sec - t0.tv_sec) + 1e-9 * (t1.tv_nsec - t0.tv_nsec);
-    if (fclose(tc.log) != 0 || tc.log_status)
-        fprintf(stderr, "l2l train: warning: the log '%s' could not be written completely\n", logpath);
+    if (!a.resume) fprintf(tc.log, "epoch,train_loss,grad_norm,valid_loss,best_valid,best_epoch,seconds\n");
+    fprintf(stderr, "l2l train: %s, %zu coordinates, LSTM %dx%d (%zu weights), %d epochs x %d steps (unroll %d)%s\n",
+            ps.task.name, ps.task.n, a.lc.layers, a.lc.hidden, net.n_params, a.cfg.epochs, a.cfg.steps,
+            a.cfg.unroll, a.resume ? ", resumed" : "");
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    st = l2l_meta_train_resume(&net, &ps.task, &a.cfg, a.resume ? &from : NULL, train_progress, &tc, &err);
+    l2l_train_state_free(&from);
+    if (fclose(tc.log) != 0 || tc.log_status) {
+        fprintf(stderr, "l2l train: error: the log '%s' could not be written completely\n", logpart);
+        if (!st) st = L2L_STATUS_IO, snprintf(err.msg, sizeof err.msg, "the log could not be written");
+    }
     if (tc.tty) fputc('\n', stderr);
-    if (st) fprintf(stderr, "l2l train: error: %s\n", err.msg);
 
-    /* Save whatever is best so far, even after an error or an interrupt. */
     l2l_kv meta[L2L_MAX_META - 9]; /* room beside the checkpoint's 9 architecture keys */
-    int nm = train_metadata(groups, &ps.task, &tc, st, meta, L2L_MAX_META - 9);
+    /* finished: every epoch ran (a signal during the last one changes nothing) */
+    const int finished = !st && tc.last.epoch == a.cfg.epochs;
+    const char *how = st == L2L_STATUS_NUMERIC ? "diverged" : st ? "error" : finished ? "yes" : "interrupted";
+    int nm = train_metadata(a.groups, &ps.task, &tc, how, meta, L2L_MAX_META - 9);
     l2l_error serr = {0};
-    l2l_status sst = l2l_checkpoint_save(out, &net, meta, nm, &serr);
-    if (sst) fprintf(stderr, "l2l train: error: %s\n", serr.msg);
-    else fprintf(stderr, "l2l train: saved %s (%.1f s of meta-training)\n", out, secs);
+    if (finished) { /* the checkpoint, the log, no state left */
+        r = TOOL_OK;
+        /* In this order, a kill leaves either the state (resume redoes the end) or the
+         * finished checkpoint; between the last two steps, only LOG.part is left over. */
+        if (l2l_checkpoint_save(a.out, &net, meta, nm, &serr)) r = tool_fail("train", &serr);
+        else if (l2l_atomic_remove(statepath), (errno = path_replace(logpart, logpath)))
+            fprintf(stderr, "l2l train: error: cannot rename the log %s to %s: %s\n", logpart, logpath,
+                    strerror(errno)), r = TOOL_FAILED;
+        else fprintf(stderr, "l2l train: saved %s (%.1f s of meta-training)\n", a.out, tc.last.seconds);
+    } else if (!st) {
+        fprintf(stderr, "l2l train: interrupted after epoch %d; %s is untouched. ", tc.last.epoch, a.out);
+        if (tc.saved_epoch == tc.last.epoch) fprintf(stderr, "Continue with 'l2l train --resume %s'\n", statepath);
+        else fprintf(stderr, "The training state could not be saved.\n");
+        r = TOOL_FAILED;
+    } else { /* failed: the best phi so far, apart, and the previous --out as it was */
+        int kept = !l2l_checkpoint_save(failedpath, &net, meta, nm, &serr);
+        fprintf(stderr, "l2l train: %s: %s\nl2l train: %s is untouched; %s%s; the log so far is %s\n",
+                st == L2L_STATUS_NUMERIC ? "diverged" : "error", err.msg, a.out,
+                kept ? "the best phi so far is in " : "the best phi could not be saved: ",
+                kept ? failedpath : serr.msg, logpart);
+        r = st == L2L_STATUS_NUMERIC ? TOOL_DIVERGED : TOOL_FAILED;
+    }
     l2l_lstm_free(&net), problem_set_free(&ps);
-    return st || sst || interrupted ? TOOL_FAILED : TOOL_OK;
+    return r;
 }

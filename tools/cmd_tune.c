@@ -35,10 +35,7 @@ tool_result cmd_tune(int argc, char **argv)
     problem_set_free(&ps);
     if (st) return tool_fail("tune", &err);
     const char *name = l2l_opt_kind_name((l2l_opt_kind)kind);
-    if (!isfinite(best)) {
-        fprintf(stderr, "l2l tune: error: %s diverged at every learning rate of the grid\n", name);
-        return TOOL_FAILED;
-    }
+    if (!isfinite(best)) return tool_diverged("tune", "%s diverged at every learning rate of the grid", name);
     printf("%g\n", lr);
     fprintf(stderr, "l2l tune: %s: lr %g, mean loss %.6g at step %d on %d validation problems\n", name,
             lr, best, vc.steps, vc.runs);

@@ -110,12 +110,9 @@ void family_init(family *f)
          .key = "meta_batch"},
         {NULL},
     };
-    _Static_assert(sizeof opts == sizeof f->opts, "family.opts holds the task options");
-    _Static_assert(sizeof run_opts == sizeof f->run_opts, "family.run_opts holds the run's");
-    _Static_assert(sizeof train_opts == sizeof f->train_opts, "family.train_opts holds train's");
-    memcpy(f->opts, opts, sizeof opts);
-    memcpy(f->run_opts, run_opts, sizeof run_opts);
-    memcpy(f->train_opts, train_opts, sizeof train_opts);
+    OPT_TABLE_COPY(f->opts, opts);
+    OPT_TABLE_COPY(f->run_opts, run_opts);
+    OPT_TABLE_COPY(f->train_opts, train_opts);
 }
 
 tool_result family_parse(family *f, const opt_command *cmd, const char *title, opt_desc *own,

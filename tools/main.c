@@ -2,7 +2,7 @@
  * (tools/cmd_*.c) over the option parser of tools/opts.c.
  *
  * Only main() turns a subcommand's result into an exit code: 0 success, 1 runtime
- * failure, 2 bad usage. */
+ * failure, 2 bad usage, 3 diverged. */
 #include <stdio.h>
 #include <string.h>
 #ifdef _OPENMP
@@ -45,7 +45,8 @@ static void help(FILE *f)
 
 int main(int argc, char **argv)
 {
-    static const int exit_code[] = {[TOOL_OK] = 0, [TOOL_FAILED] = 1, [TOOL_USAGE] = 2, [TOOL_HELP] = 0};
+    static const int exit_code[] = {[TOOL_OK] = 0, [TOOL_FAILED] = 1, [TOOL_USAGE] = 2, [TOOL_HELP] = 0,
+                                  [TOOL_DIVERGED] = 3};
     if (argc < 2) {
         help(stderr);
         return exit_code[TOOL_USAGE];

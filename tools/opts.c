@@ -10,12 +10,18 @@
 
 #include "opts.h"
 
+/* "l2l CMD: KIND" and the message on stderr; the caller ends the line. */
+static void report(const char *cmd, const char *kind, const char *fmt, va_list ap)
+{
+    fprintf(stderr, "l2l %s: %s", cmd, kind);
+    vfprintf(stderr, fmt, ap);
+}
+
 tool_result tool_usage(const char *cmd, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "l2l %s: ", cmd);
-    vfprintf(stderr, fmt, ap);
+    report(cmd, "", fmt, ap);
     va_end(ap);
     fprintf(stderr, "\nTry 'l2l %s --help'.\n", cmd);
     return TOOL_USAGE;
@@ -25,6 +31,16 @@ tool_result tool_fail(const char *cmd, const l2l_error *err)
 {
     fprintf(stderr, "l2l %s: error: %s\n", cmd, err->msg);
     return TOOL_FAILED;
+}
+
+tool_result tool_diverged(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    report(cmd, "diverged: ", fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return TOOL_DIVERGED;
 }
 
 const char *opts_choice_name(const opt_choice *choices, int value)

@@ -6,22 +6,35 @@
 #define L2L_TOOLS_OPTS_H
 
 #include <stddef.h>
+#include <string.h>
 
 #include "l2l.h"
 
+/* Copies an option table, built on the stack with pointers into the caller's struct,
+ * into that struct's array of exactly the same size. */
+#define OPT_TABLE_COPY(dst, src)                                               \
+    do {                                                                       \
+        _Static_assert(sizeof(dst) == sizeof(src), #dst " holds " #src);       \
+        memcpy(dst, src, sizeof(src));                                         \
+    } while (0)
+
 /* What a subcommand hands back to main(), the only place that makes it an exit code:
- * 0 for OK and HELP, 1 for FAILED (a runtime failure), 2 for USAGE (bad command line). */
+ * 0 for OK and HELP, 1 for FAILED (a runtime failure), 2 for USAGE (bad command line),
+ * 3 for DIVERGED (a loss became non-finite or exploded: no result was written). */
 typedef enum {
     TOOL_OK = 0,
     TOOL_FAILED,
     TOOL_USAGE,
-    TOOL_HELP /* --help was printed: nothing else to do */
+    TOOL_HELP, /* --help was printed: nothing else to do */
+    TOOL_DIVERGED
 } tool_result;
 
 /* Prints "l2l CMD: MESSAGE" and a pointer to --help on stderr; returns TOOL_USAGE. */
 tool_result tool_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Prints "l2l CMD: error: MESSAGE" on stderr; returns TOOL_FAILED. */
 tool_result tool_fail(const char *cmd, const l2l_error *err);
+/* Prints "l2l CMD: diverged: MESSAGE" on stderr; returns TOOL_DIVERGED. */
+tool_result tool_diverged(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The thread set-up for --threads N (0 = OpenMP's default); in main.c. */
 void tool_threads(int n);
 

@@ -41,3 +41,15 @@ void stats_write_curve(FILE *f, const char *name, const double *loss, int runs, 
         fprintf(f, "%d,%.9g,%.9g\n", t, m, s);
     }
 }
+
+int stats_diverged(const double *loss, int runs, int steps)
+{
+    int n = 0;
+    for (int r = 0; r < runs; r++) {
+        const double limit = L2L_DIVERGENCE_FACTOR * fabs(at(loss, steps, r, 0));
+        int bad = 0;
+        for (int t = 0; t <= steps && !bad; t++) bad = !isfinite(at(loss, steps, r, t)) || at(loss, steps, r, t) > limit;
+        n += bad;
+    }
+    return n;
+}

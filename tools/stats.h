@@ -5,6 +5,8 @@
 
 #include <stdio.h>
 
+#include "l2l.h"
+
 /* Mean and sample standard deviation over the runs at step t (std NaN when the mean is
  * not finite: a run diverged). */
 void stats_at(const double *loss, int runs, int steps, int t, double *mean, double *std);
@@ -14,5 +16,9 @@ void stats_paired(const double *a, const double *b, int runs, int steps, int t, 
                   double *sem);
 /* One CSV row "NAME,step,mean,std" per step (without "NAME," when name is NULL). */
 void stats_write_curve(FILE *f, const char *name, const double *loss, int runs, int steps);
+
+/* How many runs diverged: a loss that is not finite (l2l_evaluate's +Inf) or above
+ * L2L_DIVERGENCE_FACTOR times the run's starting loss. Their mean would be no result. */
+int stats_diverged(const double *loss, int runs, int steps);
 
 #endif

@@ -11,16 +11,22 @@
 
 typedef struct {
     char *path; /* the destination */
-    char *tmp;  /* PATH.tmp.XXXXXX, mode 0644 */
+    char *tmp;  /* PATH.tmp.XXXXXX, with the mode the result will have */
     FILE *f;    /* open for writing; may be closed and set to NULL by a caller that lets
                    another library write tmp by name */
 } l2l_atomic;
 
-/* Creates the temporary file; on failure nothing is left behind. */
+/* Creates the temporary file; on failure nothing is left behind. A symbolic link at
+ * path is followed (its target is replaced); an existing path that is not a regular
+ * file is refused; the result keeps the mode of the file it replaces; temporaries of
+ * an earlier write of path that crashed before its rename are removed. */
 l2l_status l2l_atomic_open(l2l_atomic *a, const char *path, l2l_error *err);
 /* Flushes, fsyncs and closes the temporary file, renames it over path. On failure the
  * temporary file is removed and path is untouched. Frees a either way. */
 l2l_status l2l_atomic_commit(l2l_atomic *a, l2l_error *err);
+/* Removes path (a file no longer wanted, such as a finished run's training state) and
+ * the temporaries a crashed write of it left. */
+void l2l_atomic_remove(const char *path);
 /* Closes and removes the temporary file; frees a. */
 void l2l_atomic_abort(l2l_atomic *a);
 /* An I/O error message naming the file, what was being done and why; a full disk

@@ -15,18 +15,9 @@
 #define FORMAT_VERSION "1"
 #define MAX_TENSORS (4 * L2L_MAX_LAYERS + 2)
 
-/* Keys written by l2l_checkpoint_save itself; a caller may not use them. */
-static const char *const reserved_keys[] = {
-    "format", "format_version", "layers", "hidden", "preproc", "p", "scale", "gate_order", "n_in",
-};
-#define N_RESERVED ((int)(sizeof reserved_keys / sizeof reserved_keys[0]))
-
-static int is_reserved(const char *key)
-{
-    for (int i = 0; i < N_RESERVED; i++)
-        if (strcmp(key, reserved_keys[i]) == 0) return 1;
-    return 0;
-}
+/* The keys of the architecture (arch_meta), written by the savers themselves. */
+#define N_RESERVED 9
+#define STATE_FORMAT "l2l-train-state"
 
 /* The first non-finite element of n floats, or -1. */
 static long first_non_finite(const float *x, size_t n)
@@ -40,6 +31,35 @@ static void desc_to_shape(const l2l_tensor_desc *d, int64_t *shape)
 {
     for (int k = 0; k < d->ndim; k++) shape[k] = d->shape[k];
 }
+
+/* The architecture's metadata, as text that reads back to the same values (floats with
+ * %.9g, enough digits that strtof gives back the same float). */
+typedef struct {
+    char layers[16], hidden[16], p[32], scale[32], n_in[16];
+} arch_text;
+
+static int arch_meta(const l2l_lstm_config *cfg, const char *format, arch_text *t, l2l_st_kv *kv)
+{
+    snprintf(t->layers, sizeof t->layers, "%d", cfg->layers);
+    snprintf(t->hidden, sizeof t->hidden, "%d", cfg->hidden);
+    snprintf(t->p, sizeof t->p, "%.9g", (double)cfg->p);
+    snprintf(t->scale, sizeof t->scale, "%.9g", (double)cfg->scale);
+    snprintf(t->n_in, sizeof t->n_in, "%d", l2l_lstm_n_in(cfg));
+    int n = 0;
+    kv[n++] = (l2l_st_kv){"format", format};
+    kv[n++] = (l2l_st_kv){"format_version", FORMAT_VERSION};
+    kv[n++] = (l2l_st_kv){"layers", t->layers};
+    kv[n++] = (l2l_st_kv){"hidden", t->hidden};
+    kv[n++] = (l2l_st_kv){"preproc", cfg->preproc == L2L_PREPROC_LOGSIGN ? "logsign" : "none"};
+    kv[n++] = (l2l_st_kv){"p", t->p};
+    kv[n++] = (l2l_st_kv){"scale", t->scale};
+    kv[n++] = (l2l_st_kv){"gate_order", "ifgo"};
+    kv[n++] = (l2l_st_kv){"n_in", t->n_in};
+    return n;
+}
+
+static l2l_status check_extra(const char *path, const l2l_kv *meta, int n_meta, const l2l_st_kv *kv,
+                              int n, l2l_error *err);
 
 l2l_status l2l_checkpoint_save(const char *path, const l2l_lstm *net, const l2l_kv *meta,
                                int n_meta, l2l_error *err)
@@ -71,26 +91,21 @@ l2l_status l2l_checkpoint_save(const char *path, const l2l_lstm *net, const l2l_
         tensors[i].data = data;
     }
 
-    /* Floats with %.9g: enough digits that strtof gives back the same float. */
-    char layers[16], hidden[16], p[32], scale[32], n_in[16];
-    snprintf(layers, sizeof layers, "%d", net->cfg.layers);
-    snprintf(hidden, sizeof hidden, "%d", net->cfg.hidden);
-    snprintf(p, sizeof p, "%.9g", (double)net->cfg.p);
-    snprintf(scale, sizeof scale, "%.9g", (double)net->cfg.scale);
-    snprintf(n_in, sizeof n_in, "%d", net->n_in);
+    arch_text t;
     l2l_st_kv kv[L2L_MAX_META];
-    int n = 0;
-    kv[n++] = (l2l_st_kv){"format", FORMAT_NAME};
-    kv[n++] = (l2l_st_kv){"format_version", FORMAT_VERSION};
-    kv[n++] = (l2l_st_kv){"layers", layers};
-    kv[n++] = (l2l_st_kv){"hidden", hidden};
-    kv[n++] = (l2l_st_kv){"preproc", net->cfg.preproc == L2L_PREPROC_LOGSIGN ? "logsign" : "none"};
-    kv[n++] = (l2l_st_kv){"p", p};
-    kv[n++] = (l2l_st_kv){"scale", scale};
-    kv[n++] = (l2l_st_kv){"gate_order", "ifgo"};
-    kv[n++] = (l2l_st_kv){"n_in", n_in};
+    int n = arch_meta(&net->cfg, FORMAT_NAME, &t, kv);
     L2L_ASSERT(n == N_RESERVED);
+    l2l_status st = check_extra(path, meta, n_meta, kv, n, err);
+    if (st) return st;
+    for (int i = 0; i < n_meta; i++) kv[n++] = (l2l_st_kv){meta[i].key, meta[i].value};
+    return l2l_st_save(path, tensors, nt, kv, n, err);
+}
 
+/* The caller's extra pairs: NUL-terminated, non-empty, distinct, and none of the n keys
+ * the file's own writer already put in kv. */
+static l2l_status check_extra(const char *path, const l2l_kv *meta, int n_meta, const l2l_st_kv *kv,
+                              int n, l2l_error *err)
+{
     for (int i = 0; i < n_meta; i++) {
         const char *key = meta[i].key, *value = meta[i].value;
         if (!memchr(key, '\0', sizeof meta[i].key) || !memchr(value, '\0', sizeof meta[i].value))
@@ -101,19 +116,19 @@ l2l_status l2l_checkpoint_save(const char *path, const l2l_lstm *net, const l2l_
         if (!key[0])
             return l2l_error_set(err, L2L_STATUS_ARG, "cannot save %s: metadata pair %d has an empty key",
                                  path, i);
-        if (is_reserved(key))
-            return l2l_error_set(err, L2L_STATUS_ARG,
-                                 "cannot save %s: metadata key '%s' is reserved for the "
-                                 "architecture; choose another name",
-                                 path, key);
+        for (int j = 0; j < n; j++)
+            if (strcmp(kv[j].key, key) == 0)
+                return l2l_error_set(err, L2L_STATUS_ARG,
+                                             "cannot save %s: metadata key '%s' is reserved for the "
+                                     "file's own use; choose another name",
+                                     path, key);
         for (int j = 0; j < i; j++)
             if (strcmp(meta[j].key, key) == 0)
                 return l2l_error_set(err, L2L_STATUS_ARG,
                                      "cannot save %s: metadata key '%s' given twice (pairs %d and %d)",
                                      path, key, j, i);
-        kv[n++] = (l2l_st_kv){key, value};
     }
-    return l2l_st_save(path, tensors, nt, kv, n, err);
+    return L2L_STATUS_OK;
 }
 
 /* ------------------------------------------------------------------ loading */
@@ -175,8 +190,9 @@ static l2l_status meta_expect(const l2l_st_file *f, const char *key, const char 
     return L2L_STATUS_OK;
 }
 
-static l2l_status read_config(const l2l_st_file *f, l2l_lstm_config *cfg, int *n_in,
-                              l2l_error *err)
+/* The architecture from the metadata of a file whose 'format' must be `format`. */
+static l2l_status read_config(const l2l_st_file *f, const char *format, l2l_lstm_config *cfg,
+                              int *n_in, l2l_error *err)
 {
     l2l_status st;
     const char *s;
@@ -185,8 +201,11 @@ static l2l_status read_config(const l2l_st_file *f, l2l_lstm_config *cfg, int *n
         return l2l_error_set(err, L2L_STATUS_FORMAT,
                              "%s: not an l2l checkpoint: no metadata 'format' (expected '%s'); "
                              "it may be a safetensors file of something else",
-                             f->path, FORMAT_NAME);
-    if ((st = meta_expect(f, "format", FORMAT_NAME, " (not an l2l LSTM optimizer checkpoint)", err)) ||
+                             f->path, format);
+    if ((st = meta_expect(f, "format", format,
+                          strcmp(format, FORMAT_NAME) == 0 ? " (not an l2l LSTM optimizer checkpoint)"
+                                                           : " (not an l2l training state)",
+                          err)) ||
         (st = meta_expect(f, "format_version", FORMAT_VERSION,
                           " (written by another version of l2l; this build reads version 1)", err)) ||
         (st = meta_expect(f, "gate_order", "ifgo", " (PyTorch gate order i, f, g, o)", err)) ||
@@ -263,18 +282,44 @@ static l2l_status copy_meta(const l2l_st_file *f, l2l_kv *meta, int *n_meta, l2l
     return L2L_STATUS_OK;
 }
 
+/* The metadata may declare an architecture far larger than the file: refuse it before
+ * allocating its weights, so that memory grows with the bytes a file holds (`copies` of
+ * phi's layout must fit in the data section). Below 1 MiB the weights are allocated and
+ * the tensors then checked one by one, which names the one that is missing or short. */
+static l2l_status check_data_size(const l2l_st_file *f, const l2l_lstm_config *cfg, int copies,
+                                  l2l_error *err)
+{
+    l2l_error inner;
+    if (l2l_lstm_config_check(cfg, &inner)) return L2L_STATUS_OK; /* the caller reports it */
+    const size_t need = (size_t)copies * l2l_lstm_param_count(cfg) * sizeof(float);
+    if (f->data_size < need && need > (1u << 20))
+        return l2l_error_set(err, L2L_STATUS_FORMAT, "%s: the metadata describe %d layers of %d units, "
+                             "whose weights take %zu bytes, but the file's data section holds only "
+                             "%zu", f->path, cfg->layers, cfg->hidden, need, f->data_size);
+    return L2L_STATUS_OK;
+}
+
+/* The start of both loaders: zeroes what they fill (obj, size bytes, and *n_meta), then
+ * reads the file. */
+static l2l_status load_begin(const char *path, void *obj, size_t size, int *n_meta,
+                             l2l_st_file *f, l2l_error *err)
+{
+    L2L_ASSERT(path && obj);
+    memset(obj, 0, size);
+    if (n_meta) *n_meta = 0;
+    return l2l_st_read(f, path, err);
+}
+
 l2l_status l2l_checkpoint_load(const char *path, l2l_lstm *net, l2l_kv *meta, int *n_meta,
                                l2l_error *err)
 {
-    L2L_ASSERT(path && net);
-    memset(net, 0, sizeof *net);
-    if (n_meta) *n_meta = 0;
     l2l_st_file f;
-    l2l_status st = l2l_st_read(&f, path, err);
+    l2l_status st = load_begin(path, net, sizeof *net, n_meta, &f, err);
     if (st) return st;
     l2l_lstm_config cfg;
     int n_in = 0;
-    st = read_config(&f, &cfg, &n_in, err);
+    st = read_config(&f, FORMAT_NAME, &cfg, &n_in, err);
+    if (!st) st = check_data_size(&f, &cfg, 1, err);
     if (!st) {
         l2l_error inner;
         st = l2l_lstm_create(net, &cfg, &inner);
@@ -291,5 +336,172 @@ l2l_status l2l_checkpoint_load(const char *path, l2l_lstm *net, l2l_kv *meta, in
         l2l_lstm_free(net);
         if (n_meta) *n_meta = 0;
     }
+    return st;
+}
+
+/* ----------------------------------------------------------- training states */
+
+/* The state's own keys after the architecture's (see l2l_train_state_save). */
+#define N_STATE_KEYS 8
+#define STATE_TENSORS 4
+
+static void rng_text(const l2l_rng *r, char *buf, size_t n)
+{
+    snprintf(buf, n, "%016llx%016llx%016llx%016llx", (unsigned long long)r->s[0],
+             (unsigned long long)r->s[1], (unsigned long long)r->s[2], (unsigned long long)r->s[3]);
+}
+
+l2l_status l2l_train_state_save(const char *path, const l2l_train_state *s, const l2l_kv *meta,
+                                int n_meta, l2l_error *err)
+{
+    L2L_ASSERT(path && s && s->phi && n_meta >= 0 && (meta || n_meta == 0));
+    if (n_meta > L2L_MAX_META - N_RESERVED - N_STATE_KEYS)
+        return l2l_error_set(err, L2L_STATUS_ARG, "cannot save %s: %d extra metadata pairs, at most %d fit",
+                             path, n_meta, L2L_MAX_META - N_RESERVED - N_STATE_KEYS);
+    const int64_t P = (int64_t)s->n_params;
+    const l2l_st_write_tensor tensors[STATE_TENSORS] = {
+        {"phi", 1, {P}, s->phi}, {"best", 1, {P}, s->best},
+        {"adam_m", 1, {P}, s->adam_m}, {"adam_v", 1, {P}, s->adam_v}};
+    /* Doubles with %.17g read back exactly (inf as "inf"); the streams as hex. */
+    char epoch[16], adam_t[32], best_valid[32], best_epoch[16], first_loss[32], seconds[32];
+    char train_rng[80], noise[80] = "none";
+    snprintf(epoch, sizeof epoch, "%d", s->epoch);
+    snprintf(adam_t, sizeof adam_t, "%lld", (long long)s->adam_t);
+    snprintf(best_valid, sizeof best_valid, "%.17g", s->best_valid);
+    snprintf(best_epoch, sizeof best_epoch, "%d", s->best_epoch);
+    snprintf(first_loss, sizeof first_loss, "%.17g", s->first_loss);
+    snprintf(seconds, sizeof seconds, "%.17g", s->seconds);
+    rng_text(&s->train_rng, train_rng, sizeof train_rng);
+    if (s->has_noise) rng_text(&s->noise, noise, sizeof noise);
+    arch_text t;
+    l2l_st_kv kv[L2L_MAX_META];
+    int n = arch_meta(&s->arch, STATE_FORMAT, &t, kv);
+    kv[n++] = (l2l_st_kv){"epoch", epoch};
+    kv[n++] = (l2l_st_kv){"adam_t", adam_t};
+    kv[n++] = (l2l_st_kv){"best_valid", best_valid};
+    kv[n++] = (l2l_st_kv){"best_epoch", best_epoch};
+    kv[n++] = (l2l_st_kv){"first_loss", first_loss};
+    kv[n++] = (l2l_st_kv){"seconds", seconds};
+    kv[n++] = (l2l_st_kv){"train_rng", train_rng};
+    kv[n++] = (l2l_st_kv){"noise_rng", noise};
+    L2L_ASSERT(n == N_RESERVED + N_STATE_KEYS);
+    l2l_status st = check_extra(path, meta, n_meta, kv, n, err);
+    if (st) return st;
+    for (int i = 0; i < n_meta; i++) kv[n++] = (l2l_st_kv){meta[i].key, meta[i].value};
+    return l2l_st_save(path, tensors, STATE_TENSORS, kv, n, err);
+}
+
+void l2l_train_state_free(l2l_train_state *s)
+{
+    l2l_free(s->phi), l2l_free(s->best), l2l_free(s->adam_m), l2l_free(s->adam_v);
+    memset(s, 0, sizeof *s);
+}
+
+static l2l_status meta_double(const l2l_st_file *f, const char *key, double *out, l2l_error *err)
+{
+    const char *s;
+    l2l_status st = meta_require(f, key, &s, err);
+    if (st) return st;
+    char *end;
+    *out = strtod(s, &end);
+    if (!s[0] || *end || isnan(*out))
+        return l2l_error_set(err, L2L_STATUS_FORMAT, "%s: metadata '%s' must be a number, found '%.64s'",
+                             f->path, key, s);
+    return L2L_STATUS_OK;
+}
+
+/* A stream as 64 hex digits, or "none" (*present = 0). */
+static l2l_status meta_rng(const l2l_st_file *f, const char *key, l2l_rng *r, int *present,
+                           l2l_error *err)
+{
+    const char *s;
+    l2l_status st = meta_require(f, key, &s, err);
+    if (st) return st;
+    *present = strcmp(s, "none") != 0;
+    if (!*present) return L2L_STATUS_OK;
+    int ok = strlen(s) == 64 && strspn(s, "0123456789abcdef") == 64;
+    for (int k = 0; ok && k < 4; k++) {
+        char word[17];
+        memcpy(word, s + 16 * k, 16);
+        word[16] = 0;
+        r->s[k] = strtoull(word, NULL, 16);
+    }
+    if (!ok || (r->s[0] | r->s[1] | r->s[2] | r->s[3]) == 0)
+        return l2l_error_set(err, L2L_STATUS_FORMAT, "%s: metadata '%s' must be a random stream's state "
+                             "(64 hex digits, not all zero), found '%.80s'", f->path, key, s);
+    return L2L_STATUS_OK;
+}
+
+static l2l_status read_state(const l2l_st_file *f, l2l_train_state *s, l2l_error *err)
+{
+    int n_in, epoch_ok = 1, has_train;
+    long long adam_t = 0;
+    l2l_status st;
+    if ((st = read_config(f, STATE_FORMAT, &s->arch, &n_in, err))) return st;
+    l2l_error inner;
+    if (l2l_lstm_config_check(&s->arch, &inner))
+        return l2l_error_set(err, L2L_STATUS_FORMAT, "%s: the metadata describe an invalid architecture: %s",
+                             f->path, inner.msg);
+    if (s->arch.layers == 0) s->arch.hidden = 0;
+    if ((st = check_data_size(f, &s->arch, STATE_TENSORS, err))) return st;
+    const size_t P = s->n_params = l2l_lstm_param_count(&s->arch);
+    float **bufs[STATE_TENSORS] = {&s->phi, &s->best, &s->adam_m, &s->adam_v};
+    static const char *const names[STATE_TENSORS] = {"phi", "best", "adam_m", "adam_v"};
+    const int64_t shape[1] = {(int64_t)P};
+    for (int i = 0; i < STATE_TENSORS; i++) {
+        if (!(*bufs[i] = l2l_alloc(P * sizeof(float))))
+            return l2l_error_set(err, L2L_STATUS_NOMEM, "%s: cannot allocate %zu weights", f->path, P);
+        if ((st = l2l_st_get_f32(f, names[i], 1, shape, *bufs[i], err))) return st;
+    }
+    const char *t;
+    if ((st = meta_int(f, "epoch", 0, INT32_MAX, &s->epoch, err)) ||
+        (st = meta_int(f, "best_epoch", 0, INT32_MAX, &s->best_epoch, err)) ||
+        (st = meta_require(f, "adam_t", &t, err)) ||
+        (st = meta_double(f, "best_valid", &s->best_valid, err)) ||
+        (st = meta_double(f, "first_loss", &s->first_loss, err)) ||
+        (st = meta_double(f, "seconds", &s->seconds, err)) ||
+        (st = meta_rng(f, "train_rng", &s->train_rng, &has_train, err)) ||
+        (st = meta_rng(f, "noise_rng", &s->noise, &s->has_noise, err)))
+        return st;
+    char *end;
+    adam_t = strtoll(t, &end, 10);
+    epoch_ok = has_train && s->best_epoch <= s->epoch;
+    if (!t[0] || *end || adam_t < 0 || !epoch_ok)
+        return l2l_error_set(err, L2L_STATUS_FORMAT, "%s: inconsistent training state (epoch %d, best "
+                             "epoch %d, meta-Adam step '%.32s', training stream %s)", f->path, s->epoch,
+                             s->best_epoch, t, has_train ? "present" : "missing");
+    s->adam_t = adam_t;
+    return L2L_STATUS_OK;
+}
+
+l2l_status l2l_train_state_load(const char *path, l2l_train_state *s, l2l_kv *meta, int *n_meta,
+                                l2l_error *err)
+{
+    l2l_st_file f;
+    l2l_status st = load_begin(path, s, sizeof *s, n_meta, &f, err);
+    if (st) return st;
+    st = read_state(&f, s, err);
+    /* the caller's pairs: all but the state's own */
+    static const char *const own[] = {"format", "format_version", "layers", "hidden", "preproc", "p",
+                                      "scale", "gate_order", "n_in", "epoch", "adam_t", "best_valid",
+                                      "best_epoch", "first_loss", "seconds", "train_rng", "noise_rng"};
+    _Static_assert(sizeof own / sizeof *own == N_RESERVED + N_STATE_KEYS, "the state's keys");
+    l2l_st_kv extra[L2L_MAX_META];
+    int n = 0;
+    for (int i = 0; !st && meta && i < f.n_meta; i++) {
+        int mine = 0;
+        for (size_t j = 0; j < sizeof own / sizeof *own && !mine; j++) mine = !strcmp(f.meta[i].key, own[j]);
+        if (mine) continue;
+        if (n == L2L_MAX_META)
+            st = l2l_error_set(err, L2L_STATUS_FORMAT, "%s: more than %d metadata pairs", path, L2L_MAX_META);
+        else extra[n++] = f.meta[i];
+    }
+    if (!st && meta) {
+        l2l_st_file view = f;
+        view.meta = extra, view.n_meta = n;
+        st = copy_meta(&view, meta, n_meta, err);
+    }
+    l2l_st_free(&f);
+    if (st) l2l_train_state_free(s);
     return st;
 }

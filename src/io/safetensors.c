@@ -12,10 +12,10 @@
 #include <limits.h>
 #include <stdint.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "io/atomic.h"
+#include "io/input.h"
 #include "io/safetensors.h"
 #include "util/util.h"
 
@@ -173,17 +173,27 @@ static l2l_status parse_offsets(const l2l_st_file *f, const char *name, const js
     return L2L_STATUS_OK;
 }
 
+/* A JSON object's entries as an array of `size`-byte records, one per entry (*out, freed
+ * by l2l_st_free); `what` names the object and its entries in the messages. */
+static l2l_status object_records(const l2l_st_file *f, const json_t *obj, const char *what,
+                                 const char *entries, size_t size, void **out, l2l_error *err)
+{
+    if (!json_is_object(obj))
+        return l2l_error_set(err, L2L_STATUS_FORMAT, "%s: %s must be an object, found %s", f->path,
+                             what, json_type_name(obj));
+    const size_t n = json_object_size(obj);
+    if (n > INT_MAX / 2)
+        return l2l_error_set(err, L2L_STATUS_FORMAT, "%s: %zu %s is absurd", f->path, n, entries);
+    if (!(*out = calloc(n ? n : 1, size)))
+        return l2l_error_set(err, L2L_STATUS_NOMEM, "%s: cannot allocate %zu %s", f->path, n, entries);
+    return L2L_STATUS_OK;
+}
+
 static l2l_status parse_metadata(l2l_st_file *f, const json_t *md, l2l_error *err)
 {
-    if (!json_is_object(md))
-        return l2l_error_set(err, L2L_STATUS_FORMAT,
-                             "%s: \"__metadata__\" must be an object of strings, found %s",
-                             f->path, json_type_name(md));
-    size_t n = json_object_size(md);
-    if (n > INT_MAX / 2)
-        return l2l_error_set(err, L2L_STATUS_FORMAT, "%s: %zu metadata entries is absurd", f->path, n);
-    f->meta = calloc(n ? n : 1, sizeof *f->meta);
-    if (!f->meta) return l2l_error_set(err, L2L_STATUS_NOMEM, "%s: cannot allocate metadata", f->path);
+    l2l_status st = object_records(f, md, "\"__metadata__\"", "metadata entries",
+                                   sizeof *f->meta, (void **)&f->meta, err);
+    if (st) return st;
     const char *key;
     json_t *value;
     json_object_foreach((json_t *)md, key, value) {
@@ -276,21 +286,13 @@ static l2l_status parse(l2l_st_file *f, l2l_error *err)
                              "%s: header is not valid JSON: %s (line %d, column %d)", f->path,
                              je.text, je.line, je.column);
     f->header = root;
-    if (!json_is_object(root))
-        return l2l_error_set(err, L2L_STATUS_FORMAT,
-                             "%s: header must be a JSON object, found %s", f->path,
-                             json_type_name(root));
-
-    size_t n_entries = json_object_size(root);
-    if (n_entries > INT_MAX / 2)
-        return l2l_error_set(err, L2L_STATUS_FORMAT, "%s: %zu tensors is absurd", f->path, n_entries);
-    f->tensors = calloc(n_entries ? n_entries : 1, sizeof *f->tensors);
-    if (!f->tensors) return l2l_error_set(err, L2L_STATUS_NOMEM, "%s: cannot allocate", f->path);
+    l2l_status st = object_records(f, root, "header (JSON)", "tensors", sizeof *f->tensors,
+                                   (void **)&f->tensors, err);
+    if (st) return st;
 
     const char *name;
     json_t *entry;
     json_object_foreach(root, name, entry) {
-        l2l_status st;
         if (strcmp(name, "__metadata__") == 0) {
             if ((st = parse_metadata(f, entry, err))) return st;
             continue;
@@ -314,32 +316,33 @@ l2l_status l2l_st_read(l2l_st_file *f, const char *path, l2l_error *err)
 {
     L2L_ASSERT(f && path);
     memset(f, 0, sizeof *f);
-    FILE *in = fopen(path, "rb");
-    if (!in)
-        return l2l_error_set(err, L2L_STATUS_IO, "cannot open %s: %s", path, strerror(errno));
+    off_t file_size;
+    int fd = l2l_input_open(path, "safetensors file", &file_size, err);
+    if (fd < 0) return err->status;
     l2l_status st = L2L_STATUS_OK;
-    struct stat sb;
-    if (fstat(fileno(in), &sb) != 0) {
-        st = l2l_error_set(err, L2L_STATUS_IO, "cannot stat %s: %s", path, strerror(errno));
-    } else if (!S_ISREG(sb.st_mode)) {
-        st = l2l_error_set(err, L2L_STATUS_IO, "%s is not a regular file", path);
-    } else if ((uint64_t)sb.st_size > SIZE_MAX / 2) {
-        st = l2l_error_set(err, L2L_STATUS_IO, "%s is too large (%lld bytes)", path, (long long)sb.st_size);
+    if ((uint64_t)file_size > SIZE_MAX / 2) {
+        st = l2l_error_set(err, L2L_STATUS_IO, "%s is too large (%lld bytes)", path, (long long)file_size);
     } else {
-        f->size = (size_t)sb.st_size;
+        f->size = (size_t)file_size;
         f->path = strdup(path);
         f->bytes = malloc(f->size ? f->size : 1);
-        if (!f->path || !f->bytes) {
+        if (!f->path || !f->bytes)
             st = l2l_error_set(err, L2L_STATUS_NOMEM, "cannot allocate %zu bytes to read %s", f->size, path);
-        } else {
-            size_t got = fread(f->bytes, 1, f->size, in);
-            if (got != f->size)
-                st = l2l_error_set(err, L2L_STATUS_IO, "%s: short read: expected %zu bytes, got %zu%s%s",
-                                   path, f->size, got, ferror(in) ? ": " : " (file shrank?)",
-                                   ferror(in) ? strerror(errno) : "");
-        }
     }
-    fclose(in); /* opened read-only here: nothing to lose */
+    /* Exactly the size fstat gave and no more: a file that grows meanwhile is cut there,
+     * one that shrinks gives a short read. */
+    size_t got = 0;
+    while (!st && got < f->size) {
+        ssize_t k = read(fd, f->bytes + got, f->size - got);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0)
+            st = l2l_error_set(err, L2L_STATUS_IO, "%s: short read: expected %zu bytes, got %zu%s%s",
+                               path, f->size, got, k < 0 ? ": " : " (file shrank?)",
+                               k < 0 ? strerror(errno) : "");
+        else
+            got += (size_t)k;
+    }
+    close(fd);
     if (!st) st = parse(f, err);
     if (st) l2l_st_free(f);
     return st;

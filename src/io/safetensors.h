@@ -9,7 +9,8 @@
  *                tensor, values little-endian, row-major (C order)
  *
  * Only F32 tensors are supported; other dtypes are recognised and rejected by name.
- * The reader checks every length and offset against the real file size before using it.
+ * The reader refuses anything but a regular file (without blocking on a named pipe), reads
+ * exactly the size that fstat gives, and checks every length and offset against it.
  * The writer pads the header with spaces to a multiple of 8 bytes (so the data section is
  * 8-byte aligned), stores the tensors in the order given, and replaces the target file
  * atomically (temporary file, fsync, rename). */

@@ -24,9 +24,9 @@ double l2l_es_rollout(l2l_es *es, const l2l_lstm *net, const float *theta0, l2l_
     double L = 0, sum_f = 0;
     for (int t = 0; t <= steps; t++) {
         double f = task->loss_grad(task->ctx, es->theta, es->grad, &rng);
-        if (!isfinite(f) || (es->log_loss && !(f > 0))) return INFINITY;
+        if (!isfinite(f) || (es->pt.log_loss && !(f > 0))) return INFINITY;
         if (t > 0) {
-            L += es->log_loss ? log(f) : f;
+            L += es->pt.log_loss ? log(f) : f;
             sum_f += f;
         }
         if (t == steps) break;
@@ -41,21 +41,20 @@ int l2l_es_gradient(l2l_es *es, const l2l_lstm *net, const float *theta0, l2l_rn
                     double *mean_f)
 {
     const size_t P = net->n_params;
-    const float sigma = es->sigma;
+    l2l_perturb *pt = &es->pt;
     memset(g, 0, P * sizeof(float));
     int used = 0;
     double sum_f = 0;
-    for (int k = 0; k < es->pairs; k++) {
-        for (size_t i = 0; i < P; i++) es->eps[i] = (float)l2l_rng_normal(&es->noise);
+    for (int k = 0; k < pt->pairs; k++) {
+        l2l_perturb_draw(pt);
         double L[2], f[2];
         for (int s = 0; s < 2; s++) {
-            const float sg = s ? -sigma : sigma;
-            for (size_t i = 0; i < P; i++) es->pert.phi[i] = net->phi[i] + sg * es->eps[i];
-            L[s] = l2l_es_rollout(es, &es->pert, theta0, rng, &f[s]);
+            l2l_perturb_set(pt, net, s ? -1 : 1);
+            L[s] = l2l_es_rollout(es, &pt->pert, theta0, rng, &f[s]);
         }
         if (!isfinite(L[0]) || !isfinite(L[1])) continue; /* a diverged run says nothing */
-        const float c = (float)((L[0] - L[1]) / (2.0 * sigma));
-        for (size_t i = 0; i < P; i++) g[i] += c * es->eps[i];
+        const float c = (float)((L[0] - L[1]) / (2.0 * pt->sigma));
+        for (size_t i = 0; i < P; i++) g[i] += c * pt->e[i];
         sum_f += f[0] + f[1];
         used++;
     }
@@ -71,17 +70,10 @@ static l2l_status es_create(void *self, const l2l_lstm *net, l2l_task *task,
                             const l2l_train_config *cfg, l2l_error *err)
 {
     l2l_es *es = self;
-    if (cfg->es.pairs < 1 || !(cfg->es.sigma > 0) || !isfinite(cfg->es.sigma))
-        return l2l_error_set(err, L2L_STATUS_ARG, "evolution strategies need pairs >= 1 and a positive, "
-                             "finite sigma (got %d pairs, sigma %g)", cfg->es.pairs, (double)cfg->es.sigma);
     es->task = task;
     es->steps = cfg->steps;
-    es->pairs = cfg->es.pairs;
-    es->sigma = cfg->es.sigma;
-    es->log_loss = cfg->objective == L2L_OBJECTIVE_LOG;
-    l2l_rng_seed(&es->noise, cfg->seed, L2L_STREAM_ES);
     l2l_status st;
-    if ((st = l2l_lstm_create(&es->pert, &net->cfg, err)) ||
+    if ((st = l2l_perturb_create(&es->pt, net, cfg, err)) ||
         (st = l2l_lstm_state_create(&es->state, net, task->n, err)))
         return st;
     const size_t n = task->n;
@@ -89,8 +81,7 @@ static l2l_status es_create(void *self, const l2l_lstm *net, l2l_task *task,
     es->theta = l2l_alloc(n * sizeof(float));
     es->grad = l2l_alloc(n * sizeof(float));
     es->update = l2l_alloc(n * sizeof(float));
-    es->eps = l2l_alloc(net->n_params * sizeof(float));
-    if (!es->theta0 || !es->theta || !es->grad || !es->update || !es->eps)
+    if (!es->theta0 || !es->theta || !es->grad || !es->update)
         return l2l_error_set(err, L2L_STATUS_NOMEM, "cannot allocate ES buffers for %zu coordinates", n);
     return L2L_STATUS_OK;
 }
@@ -116,7 +107,7 @@ static l2l_status es_gradient(void *self, const l2l_lstm *net, int k, l2l_rng *t
     if (l2l_es_gradient(es, net, es->theta0, mb, dphi, &mean_f) == 0)
         return l2l_error_set(err, L2L_STATUS_NUMERIC, "all %d pairs of runs at phi +- sigma e (sigma %g) "
                              "diverged, so there is no estimate of the meta-gradient (try a smaller "
-                             "sigma)", es->pairs, (double)es->sigma);
+                             "sigma)", es->pt.pairs, (double)es->pt.sigma);
     *loss_sum += mean_f * es->steps;
     return L2L_STATUS_OK;
 }
@@ -124,14 +115,15 @@ static l2l_status es_gradient(void *self, const l2l_lstm *net, int k, l2l_rng *t
 static void es_free(void *self)
 {
     l2l_es *es = self;
-    l2l_lstm_free(&es->pert);
+    l2l_perturb_free(&es->pt);
     l2l_lstm_state_free(&es->state);
     l2l_free(es->theta0), l2l_free(es->theta), l2l_free(es->grad), l2l_free(es->update);
-    l2l_free(es->eps);
     memset(es, 0, sizeof *es);
 }
+
+static l2l_rng *es_stream(void *self) { return &((l2l_es *)self)->pt.noise; }
 
 const l2l_estimator_ops l2l_estimator_es = {
     .name = "evolution strategies", .size = sizeof(l2l_es),
     .create = es_create, .updates_per_epoch = es_updates, .begin_epoch = es_begin,
-    .gradient = es_gradient, .free = es_free};
+    .gradient = es_gradient, .stream = es_stream, .free = es_free};

@@ -23,6 +23,11 @@ typedef struct l2l_estimator_ops {
      * the epoch it happened (the caller adds the epoch). */
     l2l_status (*gradient)(void *self, const l2l_lstm *net, int k, l2l_rng *train_rng,
                            float *dphi, double *loss_sum, l2l_error *err);
+    /* The estimator's own random stream, which carries on from one epoch into the next,
+     * for the training state; NULL (the function or its result) if it has none. Nothing
+     * else survives an epoch: begin_epoch redraws the optimizee and resets every
+     * particle, so a state saved between epochs is whole with this stream alone. */
+    l2l_rng *(*stream)(void *self);
     void (*free)(void *self);
 } l2l_estimator_ops;
 
@@ -54,19 +59,34 @@ l2l_status l2l_truncated_gradient(l2l_truncated *s, const l2l_lstm *net, int k,
                                   l2l_error *err);
 void l2l_truncated_free(l2l_truncated *s);
 
+/* ------------------- antithetic perturbations of phi (perturb.c: es.c, pes.c) */
+
+typedef struct {
+    int pairs;      /* antithetic pairs per meta-update */
+    float sigma;    /* the perturbations' scale */
+    int log_loss;   /* the meta-loss sums log f instead of f */
+    l2l_rng noise;  /* e ~ N(0, I): stream (seed, L2L_STREAM_ES) */
+    l2l_lstm pert;  /* phi +- sigma e */
+    float *e;       /* (P) */
+} l2l_perturb;
+
+/* Checks cfg->es (pairs >= 1, sigma > 0 and finite) and allocates for net's phi. */
+l2l_status l2l_perturb_create(l2l_perturb *p, const l2l_lstm *net, const l2l_train_config *cfg,
+                              l2l_error *err);
+void l2l_perturb_draw(l2l_perturb *p);                             /* a new e */
+void l2l_perturb_set(l2l_perturb *p, const l2l_lstm *net, int sign); /* pert = phi +- sigma e */
+void l2l_perturb_free(l2l_perturb *p);
+
 /* --------------------------------------------- evolution strategies (es.c) */
 
 /* Its state, here for the tests that hold its estimate to finite differences. */
 typedef struct {
     l2l_task *task;
-    int steps, pairs, log_loss;
-    float sigma;
-    l2l_rng noise;                /* the perturbations e: stream (seed, L2L_STREAM_ES) */
-    l2l_lstm pert;                /* phi +- sigma e */
+    int steps;
+    l2l_perturb pt;
     l2l_lstm_state state;
     float *theta0;                /* (N) the epoch's optimizee start */
     float *theta, *grad, *update; /* (N) */
-    float *eps;                   /* (P) */
 } l2l_es;
 
 /* The meta-loss of one run of net from theta0 over `steps` steps with the minibatch
@@ -75,7 +95,7 @@ typedef struct {
  * f over steps 1..steps. */
 double l2l_es_rollout(l2l_es *es, const l2l_lstm *net, const float *theta0, l2l_rng rng,
                       double *mean_f);
-/* g (P) = the antithetic estimate from es->pairs pairs of runs at phi +- sigma e; returns
+/* g (P) = the antithetic estimate from es->pt.pairs pairs of runs at phi +- sigma e; returns
  * the pairs used (those where neither run diverged). mean_f (may be NULL) receives the
  * mean of f over the steps and the used runs (+Inf if none). */
 int l2l_es_gradient(l2l_es *es, const l2l_lstm *net, const float *theta0, l2l_rng rng, float *g,

@@ -42,20 +42,17 @@ typedef struct {
 
 typedef struct {
     l2l_task *task;
-    int T, pairs, log_loss;
-    float sigma;
-    l2l_rng noise;            /* the perturbations e: stream (seed, L2L_STREAM_ES) */
+    int T;
+    l2l_perturb pt;           /* the pairs, sigma, the noise stream, phi +- sigma e */
     l2l_rng mb;               /* the epoch's minibatch stream, shared by every particle */
-    l2l_lstm pert;            /* phi +- sigma e */
     float *update;            /* (N) */
-    float *e;                 /* (P) */
-    pes_pair *pair;           /* (pairs) */
+    pes_pair *pair;           /* (pt.pairs) */
 } l2l_pes;
 
 static void pes_free(void *self)
 {
     l2l_pes *p = self;
-    for (int k = 0; p->pair && k < p->pairs; k++) {
+    for (int k = 0; p->pair && k < p->pt.pairs; k++) {
         pes_pair *q = &p->pair[k];
         for (int s = 0; s < 2; s++) {
             l2l_free(q->theta[s]), l2l_free(q->grad[s]);
@@ -64,8 +61,8 @@ static void pes_free(void *self)
         l2l_free(q->xi);
     }
     l2l_free(p->pair);
-    l2l_lstm_free(&p->pert);
-    l2l_free(p->update), l2l_free(p->e);
+    l2l_perturb_free(&p->pt);
+    l2l_free(p->update);
     memset(p, 0, sizeof *p);
 }
 
@@ -73,24 +70,15 @@ static l2l_status pes_create(void *self, const l2l_lstm *net, l2l_task *task,
                              const l2l_train_config *cfg, l2l_error *err)
 {
     l2l_pes *p = self;
-    if (cfg->es.pairs < 1 || !(cfg->es.sigma > 0) || !isfinite(cfg->es.sigma))
-        return l2l_error_set(err, L2L_STATUS_ARG, "persistent evolution strategies need pairs >= 1 and a "
-                             "positive, finite sigma (got %d pairs, sigma %g)", cfg->es.pairs,
-                             (double)cfg->es.sigma);
     const size_t n = task->n, P = net->n_params;
     p->task = task;
     p->T = cfg->unroll;
-    p->pairs = cfg->es.pairs;
-    p->sigma = cfg->es.sigma;
-    p->log_loss = cfg->objective == L2L_OBJECTIVE_LOG;
-    l2l_rng_seed(&p->noise, cfg->seed, L2L_STREAM_ES);
-    l2l_status st = l2l_lstm_create(&p->pert, &net->cfg, err);
+    l2l_status st = l2l_perturb_create(&p->pt, net, cfg, err);
     if (st) return st;
     p->update = l2l_alloc(n * sizeof(float));
-    p->e = l2l_alloc(P * sizeof(float));
-    p->pair = l2l_alloc((size_t)p->pairs * sizeof *p->pair);
-    int ok = p->update && p->e && p->pair;
-    for (int k = 0; ok && k < p->pairs; k++) {
+    p->pair = l2l_alloc((size_t)p->pt.pairs * sizeof *p->pair);
+    int ok = p->update && p->pair;
+    for (int k = 0; ok && k < p->pt.pairs; k++) {
         pes_pair *q = &p->pair[k];
         for (int s = 0; s < 2 && ok; s++) {
             if ((st = l2l_lstm_state_create(&q->state[s], net, n, err))) return st;
@@ -102,7 +90,7 @@ static l2l_status pes_create(void *self, const l2l_lstm *net, l2l_task *task,
     }
     if (!ok)
         return l2l_error_set(err, L2L_STATUS_NOMEM, "cannot allocate %d pairs of particles of %zu "
-                             "coordinates for persistent ES", p->pairs, n);
+                             "coordinates for persistent ES", p->pt.pairs, n);
     return L2L_STATUS_OK;
 }
 
@@ -119,7 +107,7 @@ static void pes_begin(void *self, l2l_rng *train_rng)
     task->sample(task->ctx, train_rng, first->theta[0]);
     l2l_rng_seed(&p->mb, l2l_rng_u64(train_rng), 0);
     task->loss_grad(task->ctx, first->theta[0], first->grad[0], &p->mb);
-    for (int k = 0; k < p->pairs; k++) {
+    for (int k = 0; k < p->pt.pairs; k++) {
         pes_pair *q = &p->pair[k];
         for (int s = 0; s < 2; s++) {
             if (q != first || s) {
@@ -128,12 +116,12 @@ static void pes_begin(void *self, l2l_rng *train_rng)
             }
             l2l_lstm_state_zero(&q->state[s]);
         }
-        memset(q->xi, 0, p->pert.n_params * sizeof(float));
+        memset(q->xi, 0, p->pt.pert.n_params * sizeof(float));
         q->alive = 1;
     }
 }
 
-/* T steps of one particle at p->pert from where it stands: its meta-loss over them,
+/* T steps of one particle at p->pt.pert from where it stands: its meta-loss over them,
  * sum_t f(theta_t) (or log f), +Inf if it diverged; *sum_f receives sum_t f. */
 static double particle_run(l2l_pes *p, pes_pair *q, int s, l2l_rng *rng, double *sum_f)
 {
@@ -142,11 +130,11 @@ static double particle_run(l2l_pes *p, pes_pair *q, int s, l2l_rng *rng, double 
     float *theta = q->theta[s], *grad = q->grad[s];
     double L = 0, F = 0;
     for (int t = 1; t <= p->T; t++) {
-        l2l_lstm_step(&p->pert, &q->state[s], grad, p->update);
+        l2l_lstm_step(&p->pt.pert, &q->state[s], grad, p->update);
         for (size_t i = 0; i < n; i++) theta[i] += p->update[i];
         const double f = task->loss_grad(task->ctx, theta, grad, rng);
-        if (!isfinite(f) || (p->log_loss && !(f > 0))) return INFINITY;
-        L += p->log_loss ? log(f) : f;
+        if (!isfinite(f) || (p->pt.log_loss && !(f > 0))) return INFINITY;
+        L += p->pt.log_loss ? log(f) : f;
         F += f;
     }
     *sum_f = F;
@@ -158,21 +146,20 @@ static l2l_status pes_gradient(void *self, const l2l_lstm *net, int k, l2l_rng *
 {
     l2l_pes *p = self;
     const size_t P = net->n_params;
-    const float sigma = p->sigma;
+    const float sigma = p->pt.sigma;
     l2l_rng mb_after = p->mb;
     int used = 0;
     double sum_f = 0;
-    for (int j = 0; j < p->pairs; j++) {
+    for (int j = 0; j < p->pt.pairs; j++) {
         pes_pair *q = &p->pair[j];
         /* drawn for every pair, alive or not, so that the noise stream does not depend
          * on which pairs diverged */
-        for (size_t i = 0; i < P; i++) p->e[i] = (float)l2l_rng_normal(&p->noise);
+        l2l_perturb_draw(&p->pt);
         if (!q->alive) continue;
-        for (size_t i = 0; i < P; i++) q->xi[i] += p->e[i];
+        for (size_t i = 0; i < P; i++) q->xi[i] += p->pt.e[i];
         double L[2], F[2];
         for (int s = 0; s < 2; s++) {
-            const float sg = s ? -sigma : sigma;
-            for (size_t i = 0; i < P; i++) p->pert.phi[i] = net->phi[i] + sg * p->e[i];
+            l2l_perturb_set(&p->pt, net, s ? -1 : 1);
             l2l_rng rng = p->mb;
             L[s] = particle_run(p, q, s, &rng, &F[s]);
             mb_after = rng;
@@ -190,14 +177,19 @@ static l2l_status pes_gradient(void *self, const l2l_lstm *net, int k, l2l_rng *
         return l2l_error_set(err, L2L_STATUS_NUMERIC, "truncation %d (steps %d..%d): every one of the %d "
                              "pairs of particles at phi +- sigma e (sigma %g) has diverged, so there is no "
                              "estimate of the meta-gradient (try a smaller sigma or --lr)", k + 1, k * p->T,
-                             (k + 1) * p->T, p->pairs, (double)sigma);
+                             (k + 1) * p->T, p->pt.pairs, (double)sigma);
     for (size_t i = 0; i < P; i++) dphi[i] /= (float)used;
     p->mb = mb_after; /* every particle drew the same minibatches */
     *loss_sum += sum_f / (2 * used);
     return L2L_STATUS_OK;
 }
 
+/* The particles (theta, LSTM state, gradient, xi, alive) and the minibatch stream are
+ * all redrawn by pes_begin from the training stream, so between epochs the noise
+ * stream is PES's whole state. */
+static l2l_rng *pes_stream(void *self) { return &((l2l_pes *)self)->pt.noise; }
+
 const l2l_estimator_ops l2l_estimator_pes = {
     .name = "persistent evolution strategies", .size = sizeof(l2l_pes),
     .create = pes_create, .updates_per_epoch = pes_updates, .begin_epoch = pes_begin,
-    .gradient = pes_gradient, .free = pes_free};
+    .gradient = pes_gradient, .stream = pes_stream, .free = pes_free};

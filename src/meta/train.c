@@ -4,7 +4,8 @@
  * meta-Adam. Every eval_every epochs (and after the last) phi is scored on a fixed set
  * of validation problems (by default the mean of f(theta_t) over t = 1..steps, the
  * meta-objective; or the final loss) and the best phi is kept: early stopping as in
- * the paper. */
+ * the paper. Between two epochs the whole of meta-training is an l2l_train_state, from
+ * which l2l_meta_train_resume goes on exactly as if it had never stopped. */
 #include <math.h>
 #include <string.h>
 #include <time.h>
@@ -59,25 +60,64 @@ static l2l_status validate(l2l_task *task, const l2l_lstm *net, const l2l_train_
     return L2L_STATUS_OK;
 }
 
-/* Meta-Adam: Adam on phi (beta 0.9, 0.999, eps 1e-8), its moments m, v (P) in phi's
- * layout and its step count t. */
-typedef struct {
-    float *m, *v;
-    long t;
-} meta_adam;
-
-/* Clips dphi (P) to 2-norm cfg->clip (if on), then one Adam step on phi; returns the
- * norm before clipping. */
-static double meta_adam_step(meta_adam *a, const l2l_train_config *cfg, size_t P, float *phi,
-                             float *dphi)
+/* Clips dphi (P) to 2-norm cfg->clip (if on), then one step of meta-Adam (beta 0.9,
+ * 0.999, eps 1e-8) on phi with the state's moments; returns the norm before clipping. */
+static double meta_adam_step(l2l_train_state *s, const l2l_train_config *cfg, float *dphi)
 {
+    const size_t P = s->n_params;
     double norm2 = 0;
     for (size_t i = 0; i < P; i++) norm2 += (double)dphi[i] * dphi[i];
     const double norm = sqrt(norm2);
     if (cfg->clip > 0 && norm > cfg->clip)
         for (size_t i = 0; i < P; i++) dphi[i] *= (float)(cfg->clip / norm);
-    l2l_adam_update(P, phi, dphi, a->m, a->v, ++a->t, cfg->lr, 0.9f, 0.999f, 1e-8f);
+    l2l_adam_update(P, s->phi, dphi, s->adam_m, s->adam_v, ++s->adam_t, cfg->lr, 0.9f, 0.999f, 1e-8f);
     return norm;
+}
+
+/* Divergence: a non-finite training loss or phi, or a training loss
+ * L2L_DIVERGENCE_FACTOR times epoch 1's. A run of the learned optimizer that raises the
+ * loss a million-fold has no result worth keeping, and without this test a run at
+ * --lr 1e6 (losses of 1e18) would end "successfully" with its initial phi. */
+static l2l_status check_divergence(const l2l_train_state *s, double train_loss, l2l_error *err)
+{
+    size_t bad = 0;
+    while (bad < s->n_params && isfinite(s->phi[bad])) bad++;
+    if (bad < s->n_params)
+        return l2l_error_set(err, L2L_STATUS_NUMERIC, "meta-training diverged in epoch %d: phi[%zu] became %g",
+                             s->epoch + 1, bad, (double)s->phi[bad]);
+    if (!isfinite(train_loss) || (s->epoch > 0 && train_loss > L2L_DIVERGENCE_FACTOR * s->first_loss))
+        return l2l_error_set(err, L2L_STATUS_NUMERIC, "meta-training diverged in epoch %d: its mean "
+                             "training loss is %g, against %g in epoch 1", s->epoch + 1, train_loss,
+                             s->first_loss);
+    return L2L_STATUS_OK;
+}
+
+/* Restores `from` into the live state s (whose buffers are the run's own). */
+static l2l_status restore(l2l_train_state *s, const l2l_train_state *from, l2l_rng *own,
+                          l2l_error *err)
+{
+    const size_t P = s->n_params;
+    const l2l_lstm_config *a = &from->arch, *b = &s->arch;
+    const int same_arch = a->layers == b->layers && a->hidden == b->hidden && a->preproc == b->preproc &&
+                          a->p == b->p && a->scale == b->scale;
+    if (from->n_params != P || !same_arch || !own != !from->has_noise)
+        return l2l_error_set(err, L2L_STATUS_ARG, "the training state does not fit this run: %zu weights "
+                             "%s, and %s estimator stream, expected %zu weights and %s", from->n_params,
+                             same_arch ? "of this architecture" : "of another architecture",
+                             from->has_noise ? "an" : "no", P, own ? "an" : "no");
+    memcpy(s->phi, from->phi, P * sizeof(float));
+    memcpy(s->best, from->best, P * sizeof(float));
+    memcpy(s->adam_m, from->adam_m, P * sizeof(float));
+    memcpy(s->adam_v, from->adam_v, P * sizeof(float));
+    s->epoch = from->epoch;
+    s->adam_t = from->adam_t;
+    s->best_valid = from->best_valid;
+    s->best_epoch = from->best_epoch;
+    s->first_loss = from->first_loss;
+    s->seconds = from->seconds;
+    s->train_rng = from->train_rng;
+    if (own) *own = from->noise;
+    return L2L_STATUS_OK;
 }
 
 static l2l_status check_config(const l2l_train_config *cfg, l2l_error *err)
@@ -105,35 +145,51 @@ static l2l_status check_config(const l2l_train_config *cfg, l2l_error *err)
 l2l_status l2l_meta_train(l2l_lstm *net, l2l_task *task, const l2l_train_config *cfg,
                           l2l_train_callback cb, void *cb_ctx, l2l_error *err)
 {
+    return l2l_meta_train_resume(net, task, cfg, NULL, cb, cb_ctx, err);
+}
+
+l2l_status l2l_meta_train_resume(l2l_lstm *net, l2l_task *task, const l2l_train_config *cfg,
+                                 const l2l_train_state *from, l2l_train_callback cb, void *cb_ctx,
+                                 l2l_error *err)
+{
     l2l_status st = check_config(cfg, err);
     if (st) return st;
     const l2l_estimator_ops *ops = estimators[cfg->estimator];
     const size_t P = net->n_params;
     void *est = l2l_alloc(ops->size);
-    float *dphi = l2l_alloc(P * sizeof(float)), *best = l2l_alloc(P * sizeof(float));
-    if (best) memcpy(best, net->phi, P * sizeof(float)); /* what every return leaves in phi */
-    meta_adam adam = {l2l_alloc(P * sizeof(float)), l2l_alloc(P * sizeof(float)), 0};
+    float *dphi = l2l_alloc(P * sizeof(float));
+    /* The live state: phi is the net's own buffer. */
+    l2l_train_state s = {.arch = net->cfg, .n_params = P, .phi = net->phi, .best = l2l_alloc(P * sizeof(float)),
+                         .adam_m = l2l_alloc(P * sizeof(float)), .adam_v = l2l_alloc(P * sizeof(float)),
+                         .best_valid = INFINITY};
+    if (s.best) memcpy(s.best, net->phi, P * sizeof(float)); /* what every return leaves in phi */
     double *curves = l2l_alloc((size_t)(cfg->n_valid > 0 ? cfg->n_valid : 1) * (cfg->steps + 1) * sizeof(double));
-    if (!est || !dphi || !best || !adam.m || !adam.v || !curves) {
+    if (!est || !dphi || !s.best || !s.adam_m || !s.adam_v || !curves) {
         st = l2l_error_set(err, L2L_STATUS_NOMEM, "cannot allocate meta-training buffers");
         goto done;
     }
     if ((st = ops->create(est, net, task, cfg, err))) goto done;
+    l2l_rng *own = ops->stream ? ops->stream(est) : NULL;
+    s.has_noise = own != NULL;
 
-    l2l_rng rng;
-    l2l_rng_seed(&rng, cfg->seed, L2L_STREAM_TRAIN);
-    l2l_train_progress pr = {.best_valid = INFINITY, .valid_loss = NAN};
-    if (cfg->eval_every > 0) { /* the starting phi is a candidate too */
-        if ((st = validate(task, net, cfg, curves, &pr.best_valid, err))) goto done;
+    if (from) {
+        if ((st = restore(&s, from, own, err))) goto done;
+    } else {
+        l2l_rng_seed(&s.train_rng, cfg->seed, L2L_STREAM_TRAIN);
+        if (cfg->eval_every > 0) { /* the starting phi is a candidate too */
+            if ((st = validate(task, net, cfg, curves, &s.best_valid, err))) goto done;
+        }
     }
-    const double t0 = now_seconds();
+    l2l_train_progress pr = {.valid_loss = NAN, .state = &s};
+    const double t0 = now_seconds() - s.seconds;
     const int n_updates = ops->updates_per_epoch(cfg);
-    for (int epoch = 1; epoch <= cfg->epochs; epoch++) {
-        ops->begin_epoch(est, &rng);
+    while (s.epoch < cfg->epochs) {
+        const int epoch = s.epoch + 1;
+        ops->begin_epoch(est, &s.train_rng);
         double train = 0, gnorm = 0;
         for (int k = 0; k < n_updates; k++) {
             memset(dphi, 0, P * sizeof(float));
-            if ((st = ops->gradient(est, net, k, &rng, dphi, &train, err))) {
+            if ((st = ops->gradient(est, net, k, &s.train_rng, dphi, &train, err))) {
                 char msg[sizeof err->msg];
                 snprintf(msg, sizeof msg, "%s", err ? err->msg : "");
                 l2l_error_set(err, st, "meta-training epoch %d (%s), %s; phi was not updated from it "
@@ -141,28 +197,33 @@ l2l_status l2l_meta_train(l2l_lstm *net, l2l_task *task, const l2l_train_config 
                               ops->name, msg);
                 goto done;
             }
-            gnorm += meta_adam_step(&adam, cfg, P, net->phi, dphi);
+            gnorm += meta_adam_step(&s, cfg, dphi);
         }
-        pr.epoch = epoch;
         pr.train_loss = train / cfg->steps;
+        if ((st = check_divergence(&s, pr.train_loss, err))) goto done;
+        if (epoch == 1) s.first_loss = pr.train_loss;
+        s.epoch = pr.epoch = epoch;
         pr.grad_norm = gnorm / n_updates;
         pr.valid_loss = NAN;
         if (cfg->eval_every > 0 && (epoch % cfg->eval_every == 0 || epoch == cfg->epochs)) {
             if ((st = validate(task, net, cfg, curves, &pr.valid_loss, err))) goto done;
-            if (pr.valid_loss < pr.best_valid) {
-                pr.best_valid = pr.valid_loss;
-                pr.best_epoch = epoch;
-                memcpy(best, net->phi, P * sizeof(float));
+            if (pr.valid_loss < s.best_valid) {
+                s.best_valid = pr.valid_loss;
+                s.best_epoch = epoch;
+                memcpy(s.best, net->phi, P * sizeof(float));
             }
         }
-        pr.seconds = now_seconds() - t0;
-        pr.rng = rng;
+        pr.best_valid = s.best_valid;
+        pr.best_epoch = s.best_epoch;
+        pr.seconds = s.seconds = now_seconds() - t0;
+        pr.rng = s.train_rng;
+        if (own) s.noise = *own;
         if (cb && cb(&pr, cb_ctx)) break;
     }
 done:
-    if (best && cfg->eval_every > 0) memcpy(net->phi, best, P * sizeof(float));
+    if (s.best && cfg->eval_every > 0) memcpy(net->phi, s.best, P * sizeof(float));
     if (est) ops->free(est);
-    l2l_free(est), l2l_free(dphi), l2l_free(best), l2l_free(adam.m), l2l_free(adam.v);
+    l2l_free(est), l2l_free(dphi), l2l_free(s.best), l2l_free(s.adam_m), l2l_free(s.adam_v);
     l2l_free(curves);
     return st;
 }
