@@ -34,7 +34,7 @@ EX_SRC    = $(wildcard examples/*.c)
 EX_BIN    = $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
 BENCH_BIN = $(BUILD)/l2l-bench $(BUILD)/metagrad_check
 
-.PHONY: all deps data test test-unit test-asan fuzz fuzz-build demo bench experiments install clean
+.PHONY: all deps data test test-unit test-python test-asan fuzz fuzz-build demo bench experiments install clean
 all: $(BUILD)/libl2l.a $(BUILD)/libl2l.so $(BUILD)/l2l $(TEST_BIN) $(EX_BIN) $(BENCH_BIN)
 
 deps:
@@ -90,10 +90,17 @@ $(BUILD)/examples/%: examples/%.c $(BUILD)/libl2l.a include/l2l.h
 # The unit tests, then the same suite under AddressSanitizer and UBSan.
 test: data
 	@$(MAKE) --no-print-directory test-unit
+	@$(MAKE) --no-print-directory test-python
 	@$(MAKE) --no-print-directory test-asan
 
 test-unit: all
 	@scripts/run_tests.sh $(BUILD)
+
+# The Python binding's tests (pytest from Debian's /usr/bin/python3) on BUILD's shared
+# library; the ASan build cannot be loaded into Python, so they run once.
+PYTHON ?= /usr/bin/python3
+test-python: $(BUILD)/libl2l.so
+	@L2L_LIBRARY=$(CURDIR)/$(BUILD)/libl2l.so $(PYTHON) -m pytest -q -p no:cacheprovider tests/python
 
 test-asan:
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all" \

@@ -288,6 +288,22 @@ L2L_API void l2l_optimizer_reset(l2l_optimizer *o); /* zero state, for a new opt
 L2L_API void l2l_optimizer_step(l2l_optimizer *o, const float *grad, float *theta);
 L2L_API void l2l_optimizer_free(l2l_optimizer *o);
 
+/*
+ * An optimizer's state as one flat float vector, so that a training run can be saved and
+ * resumed (the Python binding's state_dict). Layout: [0] the step count t (a whole
+ * number below 2^24, exact as a float), then by kind: SGD nothing; NAG and RMSprop the
+ * momentum or mean square (N); Adam and nag-floor the first then the second moment
+ * (N each); the learned optimizer the LSTM's h then c, each (layers, H, N) with the
+ * coordinates contiguous. Setting it and stepping gives bit for bit the steps the
+ * optimizer it was read from would have made. state_set fails (L2L_STATUS_ARG) when n
+ * is not state_size or t is not a whole number in [0, 2^24], and (L2L_STATUS_NUMERIC)
+ * when a value is NaN or infinite; the optimizer is unchanged then.
+ */
+L2L_API size_t l2l_optimizer_state_size(const l2l_optimizer *o);
+L2L_API void l2l_optimizer_state_get(const l2l_optimizer *o, float *out);
+L2L_API l2l_status l2l_optimizer_state_set(l2l_optimizer *o, const float *in, size_t n,
+                                           l2l_error *err);
+
 /* ------------------------------------------------------------ evaluation */
 
 /* `runs` problems drawn from stream (seed, stream), run r from its own sub-seed so

@@ -2,9 +2,11 @@
 # Installs the Debian packages that l2l needs, if any is missing.
 # As root it runs apt-get; otherwise it prints the exact command and fails.
 set -eu
-# clang, libclang-rt-14-dev and libomp-14-dev: the libFuzzer harnesses.
+# clang, libclang-rt-14-dev and libomp-14-dev: the libFuzzer harnesses; python3-*: the Python binding
+# and its tests (Debian's /usr/bin/python3).
 pkgs="pkg-config libopenblas-dev libjansson-dev zlib1g-dev libcmocka-dev libplplot-dev
-plplot-driver-cairo clang libclang-rt-14-dev libomp-14-dev"
+plplot-driver-cairo clang libclang-rt-14-dev libomp-14-dev python3-numpy python3-torch python3-pytest
+python3-setuptools python3-pip"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -137,6 +137,85 @@ void l2l_optimizer_step(l2l_optimizer *o, const float *grad, float *theta)
     }
 }
 
+/* The state vector's parts after t (l2l.h): up to two arrays and their lengths. */
+static int state_parts(const l2l_optimizer *o, float *part[2], size_t len[2])
+{
+    l2l_opt_state *s = o->state;
+    switch (o->spec.kind) {
+    case L2L_OPT_KIND_SGD: return 0;
+    case L2L_OPT_KIND_NAG:
+    case L2L_OPT_KIND_RMSPROP:
+        part[0] = s->m, len[0] = o->n;
+        return 1;
+    case L2L_OPT_KIND_ADAM:
+    case L2L_OPT_KIND_NAG_FLOOR:
+        part[0] = s->m, part[1] = s->v, len[0] = len[1] = o->n;
+        return 2;
+    case L2L_OPT_KIND_LSTM:
+        part[0] = s->lstm.h, part[1] = s->lstm.c;
+        len[0] = len[1] = (size_t)s->lstm.layers * s->lstm.hidden * o->n;
+        return 2;
+    }
+    return 0;
+}
+
+size_t l2l_optimizer_state_size(const l2l_optimizer *o)
+{
+    L2L_ASSERT(o && o->state);
+    float *part[2];
+    size_t len[2], size = 1;
+    const int k = state_parts(o, part, len);
+    for (int i = 0; i < k; i++) size += len[i];
+    return size;
+}
+
+void l2l_optimizer_state_get(const l2l_optimizer *o, float *out)
+{
+    L2L_ASSERT(o && o->state && out);
+    float *part[2];
+    size_t len[2];
+    const int k = state_parts(o, part, len);
+    out[0] = (float)o->state->t;
+    out++;
+    for (int i = 0; i < k; i++) {
+        if (len[i]) memcpy(out, part[i], len[i] * sizeof(float));
+        out += len[i];
+    }
+}
+
+/* t travels as a float: whole numbers up to 2^24 are exact. */
+#define STATE_MAX_T 16777216.0f
+
+l2l_status l2l_optimizer_state_set(l2l_optimizer *o, const float *in, size_t n, l2l_error *err)
+{
+    L2L_ASSERT(o && o->state && (in || n == 0));
+    const size_t want = l2l_optimizer_state_size(o);
+    if (n != want)
+        return l2l_error_set(err, L2L_STATUS_ARG,
+                             "a %s optimizer over %zu coordinates has a state of %zu floats, got %zu; "
+                             "was the state saved from another optimizer or model?",
+                             l2l_opt_kind_name(o->spec.kind), o->n, want, n);
+    if (!(in[0] >= 0 && in[0] <= STATE_MAX_T && in[0] == floorf(in[0])))
+        return l2l_error_set(err, L2L_STATUS_ARG,
+                             "the state's step count (its first float) must be a whole number in "
+                             "[0, 2^24], got %g", (double)in[0]);
+    for (size_t i = 1; i < n; i++)
+        if (!isfinite(in[i]))
+            return l2l_error_set(err, L2L_STATUS_NUMERIC,
+                                 "the state's float %zu of %zu is %g; a state must be finite", i, n,
+                                 (double)in[i]);
+    float *part[2];
+    size_t len[2];
+    const int k = state_parts(o, part, len);
+    o->state->t = (long)in[0];
+    in++;
+    for (int i = 0; i < k; i++) {
+        if (len[i]) memcpy(part[i], in, len[i] * sizeof(float));
+        in += len[i];
+    }
+    return L2L_STATUS_OK;
+}
+
 void l2l_optimizer_free(l2l_optimizer *o)
 {
     l2l_opt_state *s = o->state;
