@@ -400,8 +400,9 @@ typedef int (*l2l_train_callback)(const l2l_train_progress *p, void *ctx);
 L2L_API void l2l_train_config_default(l2l_train_config *cfg);
 /* Meta-trains net->phi in place on the task; on return phi is the best validated phi.
  * A loss that becomes non-finite, or an epoch's training loss above
- * L2L_DIVERGENCE_FACTOR times the first epoch's, stops it with L2L_STATUS_NUMERIC
- * (diverged); phi is then the best validated phi so far. */
+ * L2L_DIVERGENCE_FACTOR times the first epoch's (for the first epoch: times the starting
+ * phi's validation score, if validating), stops it with L2L_STATUS_NUMERIC (diverged);
+ * phi is then the best validated phi so far. */
 #define L2L_DIVERGENCE_FACTOR 1e6
 L2L_API l2l_status l2l_meta_train(l2l_lstm *net, l2l_task *task, const l2l_train_config *cfg,
                                   l2l_train_callback cb, void *cb_ctx, l2l_error *err);

@@ -38,5 +38,6 @@ for t in "$@"; do
              "reproduce with $build/fuzz/$t $(ls -t "$build/fuzz/artifacts/$t-"* 2>/dev/null | head -1)"
     fi
 done
+n_failed=$(echo $failed | wc -w)
+echo "fuzz: $(($# - n_failed)) passed, $n_failed failed"
 if [ -n "$failed" ]; then echo "fuzz: failing targets:$failed" >&2; exit 1; fi
-echo "fuzz: $# targets passed"

@@ -72,6 +72,9 @@ static const bad_case cases[] = {
     {"train --out keep.safetensors --lr 1e6 --epochs 20 --steps 20 --eval-every 5", 3,
      "keep.safetensors is untouched; the best phi so far is in keep.failed.safetensors",
      "keep.failed.safetensors,keep-log.csv.part"},
+    /* blown up within the first epoch: measured against the starting phi's validation */
+    {"train --out keep.safetensors --dim 4 --batch 8 --lr 1e6 --epochs 3 --eval-every 1 --valid 3", 3,
+     "diverged in epoch 1", "keep.failed.safetensors,keep-log.csv.part"},
     {"train --out keep.safetensors --lr 1e6 --epochs 20 --steps 20 --estimator es:2:0.1 --eval-every 0", 3,
      "diverged", "keep.failed.safetensors,keep-log.csv.part"},
     /* training states */

@@ -75,9 +75,11 @@ static double meta_adam_step(l2l_train_state *s, const l2l_train_config *cfg, fl
 }
 
 /* Divergence: a non-finite training loss or phi, or a training loss
- * L2L_DIVERGENCE_FACTOR times epoch 1's. A run of the learned optimizer that raises the
- * loss a million-fold has no result worth keeping, and without this test a run at
- * --lr 1e6 (losses of 1e18) would end "successfully" with its initial phi. */
+ * L2L_DIVERGENCE_FACTOR times epoch 1's (in epoch 1 itself, times the starting phi's
+ * validation score, when there is one: a meta-learning rate can blow the optimizees up
+ * within the first epoch). A run of the learned optimizer that raises the loss a
+ * million-fold has no result worth keeping, and without this test a run at --lr 1e6
+ * (losses of 1e18) would end "successfully" with its initial phi. */
 static l2l_status check_divergence(const l2l_train_state *s, double train_loss, l2l_error *err)
 {
     size_t bad = 0;
@@ -85,10 +87,11 @@ static l2l_status check_divergence(const l2l_train_state *s, double train_loss, 
     if (bad < s->n_params)
         return l2l_error_set(err, L2L_STATUS_NUMERIC, "meta-training diverged in epoch %d: phi[%zu] became %g",
                              s->epoch + 1, bad, (double)s->phi[bad]);
-    if (!isfinite(train_loss) || (s->epoch > 0 && train_loss > L2L_DIVERGENCE_FACTOR * s->first_loss))
+    const double ref = s->epoch > 0 ? s->first_loss : s->best_valid; /* +Inf: no reference */
+    if (!isfinite(train_loss) || train_loss > L2L_DIVERGENCE_FACTOR * ref)
         return l2l_error_set(err, L2L_STATUS_NUMERIC, "meta-training diverged in epoch %d: its mean "
-                             "training loss is %g, against %g in epoch 1", s->epoch + 1, train_loss,
-                             s->first_loss);
+                             "training loss is %g, against %g %s", s->epoch + 1, train_loss, ref,
+                             s->epoch > 0 ? "in epoch 1" : "for the starting phi on validation");
     return L2L_STATUS_OK;
 }
 
