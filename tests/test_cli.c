@@ -5,72 +5,14 @@
  * directory (BUILD/tests/../l2l), so the sanitizer build tests its own binary.
  * Exit codes: 0 success, 1 runtime failure, 2 usage error.
  */
-#include <libgen.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include "testutil.h"
-
-static char tool[4096], dir[256], out[65536];
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8), p[3] = (uint8_t)v;
-}
-
-/* An IDX file: magic, dims, then n * item bytes drawn from rng. */
-static void write_idx(const char *name, uint32_t magic, int ndim, const uint32_t *dims, size_t item,
-                      l2l_rng *rng, int labels)
-{
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    uint8_t b[4];
-    put_be32(b, magic);
-    fwrite(b, 1, 4, f);
-    for (int i = 0; i < ndim; i++) put_be32(b, dims[i]), fwrite(b, 1, 4, f);
-    for (size_t i = 0; i < dims[0] * item; i++) fputc((int)l2l_rng_below(rng, labels ? 10 : 256), f);
-    assert_int_equal(fclose(f), 0);
-}
-
-static void write_split(const char *split, uint32_t n, l2l_rng *rng)
-{
-    char name[64];
-    const uint32_t idims[3] = {n, 28, 28}, ldims[1] = {n};
-    snprintf(name, sizeof name, "%s-images-idx3-ubyte", split);
-    write_idx(name, 0x803, 3, idims, 784, rng, 0);
-    snprintf(name, sizeof name, "%s-labels-idx1-ubyte", split);
-    write_idx(name, 0x801, 1, ldims, 1, rng, 1);
-}
-
-/* Runs `tool args` (args split on spaces; @ stands for the data directory), stdout and
- * stderr into out; returns the exit status (-1 if it did not exit normally). */
-static int run(const char *args)
-{
-    char cmd[16384], spec[4096] = "";
-    for (const char *p = args; *p; p++) {
-        if (*p == '@') strncat(spec, dir, sizeof spec - strlen(spec) - 1);
-        else strncat(spec, (char[2]){*p, 0}, sizeof spec - strlen(spec) - 1);
-    }
-    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=1 '%s' %s > '%s/out.txt' 2>&1", tool, spec, dir);
-    int st = system(cmd);
-    snprintf(cmd, sizeof cmd, "%s/out.txt", dir);
-    FILE *f = fopen(cmd, "r");
-    size_t n = f ? fread(out, 1, sizeof out - 1, f) : 0;
-    out[n] = 0;
-    if (f) fclose(f);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
+#define _XOPEN_SOURCE 700 /* realpath (cli_testutil.h) */
+#include "cli_testutil.h"
 
 static void expect(const char *args, int code, const char *phrase)
 {
-    int rc = run(args);
-    if (rc != code) fail_msg("l2l %s: exit %d, expected %d; output:\n%s", args, rc, code, out);
-    if (phrase && !strstr(out, phrase)) fail_msg("l2l %s: output lacks \"%s\":\n%s", args, phrase, out);
+    int rc = ct_run(args, 120);
+    if (rc != code) fail_msg("l2l %s: exit %d, expected %d; output:\n%s", args, rc, code, ct_out);
+    if (phrase && !strstr(ct_out, phrase)) fail_msg("l2l %s: output lacks \"%s\":\n%s", args, phrase, ct_out);
 }
 
 static void test_usage_errors(void **state)
@@ -116,7 +58,7 @@ static void test_ranges(void **state)
     (void)state;
     /* 1e-50 is a positive double but 0 as the float the meta learning rate is */
     expect("train --out @/x.safetensors --lr 1e-50", 2, "--lr expects a number in [1e-12, 1e+06]");
-    assert_non_null(strstr(out, "'1e-50'"));
+    assert_non_null(strstr(ct_out, "'1e-50'"));
     expect("train --out @/x.safetensors --lr 1e39", 2, "--lr expects a number"); /* inf as a float */
     expect("train --lr 1e-12", 2, "--out FILE.safetensors is required"); /* the bound itself passes */
     expect("train --out @/x.safetensors --p 80", 2, "--p expects a number in [0.001, 79]");
@@ -128,8 +70,8 @@ static void test_ranges(void **state)
     expect("train --out= --lr=1e-3", 2, "--out expects a file name, got ''");
     expect("plot @/x.csv --out @/x.png --linear=1", 2, "option '--linear' takes no value");
     expect("train --help", 0, "--estimator");
-    assert_non_null(strstr(out, "--meta-batch"));
-    assert_non_null(strstr(out, "--task quadratic|mnist"));
+    assert_non_null(strstr(ct_out, "--meta-batch"));
+    assert_non_null(strstr(ct_out, "--task quadratic|mnist"));
 }
 
 /* --estimator tbptt | es:PAIRS:SIGMA | pes:PAIRS:SIGMA | imitate:TEACHER:LR, nothing else. */
@@ -162,7 +104,7 @@ static void test_pool(void **state)
     /* compare tunes the baselines asked for, in that order, and only those */
     expect("compare --task mnist --data @ --hidden 2 --steps 5 --runs 2 --tune-runs 1 "
            "--optimizer @/p.safetensors --out @/cmp --baselines nag-floor,nag", 0, "nag-floor");
-    const char *rows = strstr(out, "lstm");
+    const char *rows = strstr(ct_out, "lstm");
     assert_non_null(rows);
     assert_non_null(strstr(rows, "nag-floor"));
     assert_non_null(strstr(strstr(rows, "nag-floor") + 9, "\nnag "));
@@ -192,8 +134,7 @@ static void test_pool(void **state)
     expect("info @/v.safetensors", 0, "es:2:0.01");
     /* Without a test split, the default pool cannot be sized: say so. */
     char path[512];
-    snprintf(path, sizeof path, "%s/t10k-images-idx3-ubyte", dir);
-    assert_int_equal(unlink(path), 0);
+    assert_int_equal(unlink(ct_path(path, sizeof path, "t10k-images-idx3-ubyte")), 0);
     expect("train --task mnist --data @ --hidden 2 --epochs 1 --steps 20 --eval-every 0 "
            "--out @/t.safetensors", 1, "the default --pool is the test split's size");
 }
@@ -201,20 +142,11 @@ static void test_pool(void **state)
 int main(int argc, char **argv)
 {
     (void)argc;
-    char self[4096];
-    snprintf(self, sizeof self, "%s", argv[0]);
-    snprintf(tool, sizeof tool, "%s/../l2l", dirname(self));
-    struct stat sb;
-    if (stat(tool, &sb) != 0) {
-        fprintf(stderr, "test_cli: no tool at %s (build it: make all)\n", tool);
-        return 1;
-    }
-    snprintf(dir, sizeof dir, "/tmp/l2l-cli-XXXXXX");
-    if (!mkdtemp(dir)) return 1;
+    if (ct_setup(argv[0], "cli")) return 1;
     l2l_rng rng;
     l2l_rng_seed(&rng, 1, 0);
-    write_split("train", 24, &rng);
-    write_split("t10k", 10, &rng);
+    ct_write_split(".", "train", 24, &rng);
+    ct_write_split(".", "t10k", 10, &rng);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_usage_errors),
         cmocka_unit_test(test_removed_options),
@@ -223,8 +155,6 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_pool),
     };
     int failed = cmocka_run_group_tests_name("cli", tests, NULL, NULL);
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0) fprintf(stderr, "test_cli: could not remove %s\n", dir);
+    ct_teardown();
     return failed;
 }
