@@ -128,7 +128,7 @@ fuzz-build:
 
 # Harnesses link the static libraries (the CSV reader is in libl2lplot.a; no PLplot code
 # is pulled in).
-$(BUILD)/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz_file.h $(BUILD)/libl2lplot.a $(BUILD)/libl2l.a
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(wildcard tests/fuzz/*.h) $(BUILD)/libl2lplot.a $(BUILD)/libl2l.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itools -fsanitize=fuzzer $(LDFLAGS) -o $@ $< $(BUILD)/libl2lplot.a \
 	    $(BUILD)/libl2l.a $(LIB_LIBS)

@@ -8,13 +8,9 @@
 #include <string.h>
 #include <zlib.h>
 
-#include "fuzz_file.h"
-#include "l2l.h"
+#include "idx_files.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static const uint8_t one_image[] = {0, 0, 8, 3, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 2, 1, 2, 3, 4};
-static const uint8_t one_label[] = {0, 0, 8, 1, 0, 0, 0, 1, 7};
 
 /* Appends data[0, n) as one gzip member to out (room for cap bytes); returns the new
  * length. */
@@ -35,14 +31,8 @@ static size_t gzip_member(uint8_t *out, size_t len, size_t cap, const uint8_t *d
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static fuzz_file input, image, label;
-    if (!input.path[0]) {
-        fuzz_file_open(&input, "idx_gz");
-        fuzz_file_open(&image, "image");
-        fuzz_file_open(&label, "label");
-        fuzz_file_set(&image, one_image, sizeof one_image);
-        fuzz_file_set(&label, one_label, sizeof one_label);
-    }
+    static idx_files files;
+    idx_files_open(&files, "idx_gz");
     if (size < 1 || size > (1 << 20)) return -1; /* not added to the corpus */
     size_t split = data[0] & 15, raw = data[0] >> 4;
     data++, size--;
@@ -56,11 +46,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (split) len = gzip_member(gz, len, cap, data, split);
     len = gzip_member(gz, len, cap, data + split, body - split);
     memcpy(gz + len, data + body, raw);
-    fuzz_file_set(&input, gz, len + raw);
+    fuzz_file_set(&files.input, gz, len + raw);
     free(gz);
-    l2l_dataset ds;
-    l2l_error err;
-    if (l2l_idx_load(&ds, input.path, label.path, &err) == L2L_STATUS_OK) l2l_dataset_free(&ds);
-    if (l2l_idx_load(&ds, image.path, input.path, &err) == L2L_STATUS_OK) l2l_dataset_free(&ds);
+    idx_files_load(&files);
     return 0;
 }
