@@ -13,7 +13,7 @@ static const char *file_kind(mode_t mode)
     if (S_ISCHR(mode)) return "a character device";
     if (S_ISBLK(mode)) return "a block device";
     if (S_ISSOCK(mode)) return "a socket";
-    return "not a regular file";
+    return "a file of another kind";
 }
 
 int l2l_input_open(const char *path, const char *what, off_t *size, l2l_error *err)
