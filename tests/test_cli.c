@@ -98,7 +98,7 @@ static void test_pool(void **state)
 {
     (void)state;
     /* The default pool is the test split's size (10): the checkpoint's task says so. */
-    expect("train --task mnist --data @ --hidden 2 --epochs 1 --steps 20 --eval-every 1 --valid 1 "
+    expect("train --task mnist --recipe paper --data @ --hidden 2 --epochs 1 --steps 20 --eval-every 1 --valid 1 "
            "--out @/p.safetensors", 0, "mlp-784-2-10-sigmoid-pool10");
     expect("info @/p.safetensors", 0, "pool10");
     /* compare tunes the baselines asked for, in that order, and only those */
@@ -112,31 +112,71 @@ static void test_pool(void **state)
     assert_null(strstr(rows, "sgd"));
     expect("compare --task mnist --data @ --hidden 2 --steps 5 --runs 2 --tune-runs 1 "
            "--optimizer @/p.safetensors --out @/cmp", 0, "rmsprop"); /* the paper's four */
-    expect("train --task mnist --data @ --hidden 2 --epochs 1 --steps 20 --eval-every 0 --pool 0 "
+    expect("train --task mnist --recipe paper --data @ --hidden 2 --epochs 1 --steps 20 --eval-every 0 --pool 0 "
            "--out @/q.safetensors", 0, "mlp-784-2-10-sigmoid,");
     expect("eval --task mnist --data @ --optimizer nag --lr 1 --steps 5 --runs 2 --pool 11", 1,
            "a pool of 11 examples per network, expected 0 (all) or 1..10");
     /* --init continues from a checkpoint: its architecture, p and scale come along. */
-    expect("train --task mnist --data @ --hidden 2 --epochs 1 --steps 20 --eval-every 0 "
+    expect("train --task mnist --recipe paper --data @ --hidden 2 --epochs 1 --steps 20 --eval-every 0 "
            "--init @/p.safetensors --out @/r.safetensors", 0, NULL);
     expect("info @/r.safetensors", 0, "init");
-    expect("train --task mnist --data @ --hidden 2 --epochs 1 --steps 20 --eval-every 0 "
+    expect("train --task mnist --recipe paper --data @ --hidden 2 --epochs 1 --steps 20 --eval-every 0 "
            "--init @/missing.safetensors --out @/s.safetensors", 1, "cannot open");
     /* A mixed meta-batch: one network of each shape at least. */
-    expect("train --task mnist --data @ --mix 2x1,3x2 --epochs 1 --steps 20 --eval-every 0 "
+    expect("train --task mnist --recipe paper --data @ --mix 2x1,3x2 --epochs 1 --steps 20 --eval-every 0 "
            "--out @/m.safetensors", 0, "mix of 2");
     expect("info @/m.safetensors", 0, "2x1,3x2");
-    expect("train --task mnist --data @ --hidden 2 --epochs 2 --steps 20 --eval-every 0 "
+    expect("train --task mnist --recipe paper --data @ --hidden 2 --epochs 2 --steps 20 --eval-every 0 "
            "--estimator imitate:nag-floor:1 --out @/n.safetensors", 0, NULL);
     expect("info @/n.safetensors", 0, "imitate:nag-floor:1");
-    expect("train --task mnist --data @ --hidden 2 --epochs 1 --steps 20 --eval-every 0 "
+    expect("train --task mnist --recipe paper --data @ --hidden 2 --epochs 1 --steps 20 --eval-every 0 "
            "--estimator es:2:0.01 --out @/v.safetensors", 0, NULL);
     expect("info @/v.safetensors", 0, "es:2:0.01");
     /* Without a test split, the default pool cannot be sized: say so. */
     char path[512];
     assert_int_equal(unlink(ct_path(path, sizeof path, "t10k-images-idx3-ubyte")), 0);
-    expect("train --task mnist --data @ --hidden 2 --epochs 1 --steps 20 --eval-every 0 "
+    expect("train --task mnist --recipe paper --data @ --hidden 2 --epochs 1 --steps 20 --eval-every 0 "
            "--out @/t.safetensors", 1, "the default --pool is the test split's size");
+}
+
+/* The number after `key` in the last `l2l info`'s output. */
+static double info_value(const char *key)
+{
+    const char *p = strstr(ct_out, key);
+    if (!p) fail_msg("no %s in:\n%s", key, ct_out);
+    return strtod(p + strlen(key), NULL);
+}
+
+/* The l2l recipe is MNIST's default: an imitation warm start, then PES on the
+ * meta-objective, with the recipe's settings wherever the command line gives none. */
+static void test_recipe(void **state)
+{
+    (void)state;
+    expect("train --task mnist --data @ --hidden 2 --steps 20 --warm-start nag-floor:1:2 --epochs 1 "
+           "--valid 1 --out @/w.safetensors", 0, "a warm start imitating nag-floor:1:2 epochs, then 1 epochs");
+    expect("info @/w.safetensors", 0, "pes:8:0.01");
+    static const char *const settings[] = {"recipe           l2l", "meta_batch       4", "p                12",
+                                           "objective        log", "select           final",
+                                           "warm_start       nag-floor:1:2", "epochs_run       3"};
+    for (size_t i = 0; i < sizeof settings / sizeof *settings; i++)
+        if (!strstr(ct_out, settings[i])) fail_msg("no '%s' in:\n%s", settings[i], ct_out);
+    expect("info @/w.warm.safetensors", 0, "completed        warm start");
+    /* the warm start's best phi is the second stage's start: never worse on validation */
+    expect("train --task mnist --data @ --hidden 2 --steps 20 --warm-start nag-floor:1:2 --epochs 1 "
+           "--recipe paper --estimator es:2:0.01 --valid 1 --eval-every 1 --out @/e.safetensors", 0, NULL);
+    expect("info @/e.safetensors", 0, "meta_batch       1");
+    const double final = info_value("best_valid");
+    expect("info @/e.warm.safetensors", 0, NULL);
+    assert_true(final <= info_value("best_valid"));
+    expect("train --task mnist --preset deepmind --data @ --hidden 2 --steps 20 --epochs 1 --eval-every 0 "
+           "--out @/d.safetensors", 0, NULL);
+    expect("info @/d.safetensors", 0, "recipe           paper");
+    expect("train --task quadratic --recipe l2l --out @/x.safetensors", 2, "--recipe l2l is made for --task mnist");
+    expect("train --out @/x.safetensors --warm-start nag:0:5", 2, "--warm-start expects none or TEACHER:LR:EPOCHS");
+    expect("train --out @/x.safetensors --warm-start lstm:1:5", 2, "--warm-start expects");
+    expect("train --out @/x.safetensors --warm-start nag:1:5x", 2, "--warm-start expects");
+    expect("train --out @/x.safetensors --warm-start adam:1:3 --warm-unroll 7", 2,
+           "--steps (100) must be a multiple of --warm-unroll (7)");
 }
 
 int main(int argc, char **argv)
@@ -152,6 +192,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_removed_options),
         cmocka_unit_test(test_ranges),
         cmocka_unit_test(test_estimator),
+        cmocka_unit_test(test_recipe), /* before test_pool, which removes the test split */
         cmocka_unit_test(test_pool),
     };
     int failed = cmocka_run_group_tests_name("cli", tests, NULL, NULL);

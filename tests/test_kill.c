@@ -4,8 +4,8 @@
  * killed again, ... until it finishes; its checkpoint must then be byte-identical to an
  * uninterrupted run's, its log must hold each epoch once with the uninterrupted run's
  * numbers, and no other file may remain (no state, no LOG.part, no temporaries).
- * TBPTT and ES, on 1 and 2 threads, on small quadratic runs (a fifth of a second; a few
- * seconds under the sanitizers).
+ * TBPTT and ES, on 1 and 2 threads, and PES after a warm start (a run of two stages), on
+ * small quadratic runs (a fifth of a second; a few seconds under the sanitizers).
  *
  * `test_kill` alone (make test) makes 10 kills in runs of 12 epochs; `test_kill KILLS
  * SEED EPOCHS` makes KILLS in runs of EPOCHS (scripts/kill_test.sh: 100 in runs of 100
@@ -17,9 +17,13 @@
 
 #include "cli_testutil.h"
 
-static const char *const configs[][2] = {
-    {"tbptt", "1"}, {"es:2:0.05", "2"}, {"tbptt", "2"}, {"es:2:0.05", "1"}};
-enum { N_CONFIGS = 4 };
+/* The estimator (and the warm start, which makes a run of two stages) and the threads. */
+static const char *const configs[][2] = {{"tbptt", "1"},
+                                         {"es:2:0.05", "2"},
+                                         {"tbptt", "2"},
+                                         {"es:2:0.05", "1"},
+                                         {"pes:2:0.05 --warm-start sgd:0.1:6", "1"}};
+enum { N_CONFIGS = 5 };
 
 static int kills_wanted = 10, epochs = 12;
 static uint64_t seed = 1;
@@ -114,13 +118,21 @@ static void check_round(int c, int *made_in_all, int kills, double t_ref, l2l_rn
     log_numbers(name, lr, sizeof lr);
     log_numbers("k-log.csv", lk, sizeof lk);
     if (strcmp(lr, lk) != 0) fail_msg("%s: the resumed log differs:\n%s\nagainst\n%s", configs[c][0], lk, lr);
-    /* nothing else: the two checkpoints and their logs */
+    /* a warm start's best phi, as the uninterrupted run's */
+    snprintf(ref, sizeof ref, "%s/ref%d.warm.safetensors", ct_dir, c);
+    snprintf(got, sizeof got, "%s/k.warm.safetensors", ct_dir);
+    if (ct_hash(ref) != ct_hash(got))
+        fail_msg("%s: after %d kills the warm start's checkpoint differs from the uninterrupted run's",
+                 configs[c][0], made);
+    /* nothing else: the checkpoints and their logs */
     static ct_entry e[64];
     const int n = ct_scan(ct_dir, "", e, 0, 64);
     for (int i = 0; i < n; i++)
-        if (strcmp(e[i].name, "k.safetensors") && strcmp(e[i].name, "k-log.csv") && strncmp(e[i].name, "ref", 3))
+        if (strcmp(e[i].name, "k.safetensors") && strcmp(e[i].name, "k-log.csv") &&
+            strcmp(e[i].name, "k.warm.safetensors") && strncmp(e[i].name, "ref", 3))
             fail_msg("%s: a stray file remains: %s", configs[c][0], e[i].name);
     unlink(got);
+    unlink(ct_path(got, sizeof got, "k.safetensors"));
     unlink(ct_path(got, sizeof got, "k-log.csv"));
 }
 

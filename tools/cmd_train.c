@@ -26,6 +26,49 @@
 static const opt_choice preprocs[] = {{"none", L2L_PREPROC_NONE}, {"logsign", L2L_PREPROC_LOGSIGN}, {NULL, 0}};
 static const opt_choice selections[] = {{"mean", L2L_SELECTION_MEAN}, {"final", L2L_SELECTION_FINAL}, {NULL, 0}};
 static const opt_choice objectives[] = {{"sum", L2L_OBJECTIVE_SUM}, {"log", L2L_OBJECTIVE_LOG}, {NULL, 0}};
+enum { RECIPE_PAPER = 0, RECIPE_L2L };
+static const opt_choice recipes[] = {{"paper", RECIPE_PAPER}, {"l2l", RECIPE_L2L}, {NULL, 0}};
+
+/* The warm start: before meta-training proper, `epochs` epochs of imitating a
+ * hand-written teacher, with their own unroll length and meta learning rate. */
+typedef struct {
+    int epochs; /* 0 = none */
+    l2l_opt_spec teacher;
+    int unroll;
+    float lr;
+} warm_start;
+
+/* --warm-start none | TEACHER:LR:EPOCHS */
+static int parse_warm_start(const char *s, void *dest)
+{
+    warm_start *w = dest;
+    if (strcmp(s, "none") == 0) {
+        w->epochs = 0;
+        return 0;
+    }
+    char name[16], *end;
+    const char *colon = strchr(s, ':');
+    if (!colon || (size_t)(colon - s) >= sizeof name) return -1;
+    memcpy(name, s, (size_t)(colon - s));
+    name[colon - s] = 0;
+    const int kind = l2l_opt_kind_parse(name);
+    const float lr = (float)strtod(colon + 1, &end);
+    if (kind < 0 || end == colon + 1 || *end != ':' || !isfinite(lr) || !(lr > 0))
+        return -1;
+    const char *q = end + 1;
+    const long epochs = strtol(q, &end, 10);
+    if (end == q || *end || epochs < 1 || epochs > 100000000) return -1;
+    w->epochs = (int)epochs;
+    w->teacher = (l2l_opt_spec){(l2l_opt_kind)kind, lr, NULL};
+    return 0;
+}
+
+static void format_warm_start(const void *dest, char *buf, size_t n)
+{
+    const warm_start *w = dest;
+    if (!w->epochs) snprintf(buf, n, "none");
+    else snprintf(buf, n, "%s:%g:%d", l2l_opt_kind_name(w->teacher.kind), (double)w->teacher.lr, w->epochs);
+}
 
 /* --estimator tbptt | es:PAIRS:SIGMA | pes:PAIRS:SIGMA | imitate:TEACHER:LR, into an
  * l2l_train_config. */
@@ -90,21 +133,30 @@ typedef struct {
     family f;
     l2l_train_config cfg;
     l2l_lstm_config lc;
+    int recipe;
+    warm_start warm;
     const char *out, *log, *init, *resume;
     int save_every;
     float save_minutes;
-    opt_desc lstm_opts[6], meta_opts[13], state_opts[4];
-    opt_group groups[7];
+    opt_desc recipe_opts[5], lstm_opts[6], meta_opts[13], state_opts[4];
+    opt_group groups[8];
 } train_args;
 
 /* The command line that defines a run, as the training state records it: at most
  * MAX_ARGS arguments of up to 255 bytes, as metadata pairs argv.0, argv.1, ... */
 enum { MAX_ARGS = 40 };
 
+/* A run is one or two stages: the warm start (stage 1), if any, then meta-training
+ * (stage 2). Each is one l2l_meta_train_resume; the log, the progress and the states
+ * number epochs across both. */
 typedef struct {
     FILE *log;
     const char *logpart, *state;
-    int epochs, tty, save_every;
+    int stage, offset;     /* the stage running, and the epochs before it */
+    int stage_epochs;      /* its epochs */
+    int warm_best;         /* the epoch of the warm start's best phi (0: its start) */
+    double warm_seconds;   /* the warm start's, in stage 2 */
+    int epochs, tty, save_every; /* epochs: of both stages */
     double save_seconds, last_save;
     int argc;
     char **argv;
@@ -137,12 +189,15 @@ static void put(l2l_kv *kv, const char *key, const char *fmt, ...)
  * reported once and training goes on: the run itself is still good. */
 static void save_state(train_ctx *c, const l2l_train_progress *p)
 {
-    l2l_kv meta[MAX_ARGS + 2];
+    l2l_kv meta[MAX_ARGS + 5];
     int n = 0;
     for (int i = 0; i < c->argc; i++) put(&meta[n++], "argv", "%s", c->argv[i]);
     for (int i = 0; i < n; i++) snprintf(meta[i].key, sizeof meta[i].key, "argv.%d", i);
     long bytes = fflush(c->log) == 0 ? ftell(c->log) : -1;
     put(&meta[n++], "log_bytes", "%ld", bytes);
+    put(&meta[n++], "stage", "%d", c->stage);
+    put(&meta[n++], "warm_best", "%d", c->warm_best);
+    put(&meta[n++], "warm_seconds", "%.3f", c->warm_seconds);
     if (c->cwd[0]) put(&meta[n++], "cwd", "%s", c->cwd);
     l2l_error err = {0};
     if (bytes < 0) l2l_error_set(&err, L2L_STATUS_IO, "cannot write the log %s", c->logpart);
@@ -153,7 +208,7 @@ static void save_state(train_ctx *c, const l2l_train_progress *p)
         return;
     }
     c->last_save = p->seconds;
-    c->saved_epoch = p->epoch;
+    c->saved_epoch = c->offset + p->epoch;
 }
 
 /* After every epoch: a line of the log, the training state when it is due (or training
@@ -162,20 +217,24 @@ static int train_progress(const l2l_train_progress *p, void *vctx)
 {
     train_ctx *c = vctx;
     c->last = *p;
-    fprintf(c->log, "%d,%.9g,%.9g,%.9g,%.9g,%d,%.3f\n", p->epoch, p->train_loss, p->grad_norm,
-            p->valid_loss, p->best_valid, p->best_epoch, p->seconds);
+    /* across the stages: in stage 2, best epoch 0 is the warm start's best */
+    const int epoch = c->offset + p->epoch;
+    const int best = p->best_epoch || c->stage == 1 ? c->offset + p->best_epoch : c->warm_best;
+    c->last.epoch = epoch, c->last.best_epoch = best, c->last.seconds = c->warm_seconds + p->seconds;
+    fprintf(c->log, "%d,%.9g,%.9g,%.9g,%.9g,%d,%.3f\n", epoch, p->train_loss, p->grad_norm,
+            p->valid_loss, p->best_valid, best, c->warm_seconds + p->seconds);
     if (fflush(c->log) != 0) c->log_status = L2L_STATUS_IO;
-    const int due = (c->save_every > 0 && p->epoch % c->save_every == 0) ||
+    const int due = (c->save_every > 0 && epoch % c->save_every == 0) ||
                     (c->save_seconds > 0 && p->seconds - c->last_save >= c->save_seconds);
-    if (p->epoch < c->epochs && (due || interrupted)) save_state(c, p);
+    if (p->epoch < c->stage_epochs && (due || interrupted)) save_state(c, p);
     if (c->tty) {
         char eta[32];
-        fmt_duration(eta, sizeof eta, p->seconds / p->epoch * (c->epochs - p->epoch));
-        int width = 24, fill = (int)((double)width * p->epoch / c->epochs);
-        fprintf(stderr, "\r[%.*s%*s] epoch %d/%d  train %.4g  best valid %.4g (epoch %d)  ETA %s  ",
-                fill, "========================", width - fill, "", p->epoch, c->epochs, p->train_loss,
-                p->best_valid, p->best_epoch, eta);
-        if (p->epoch == c->epochs) fputc('\n', stderr);
+        fmt_duration(eta, sizeof eta, p->seconds / p->epoch * (c->stage_epochs - p->epoch));
+        int width = 24, fill = (int)((double)width * epoch / c->epochs);
+        fprintf(stderr, "\r[%.*s%*s] epoch %d/%d  train %.4g  best valid %.4g (epoch %d)  %s ETA %s  ",
+                fill, "========================", width - fill, "", epoch, c->epochs, p->train_loss,
+                p->best_valid, best, c->stage == 1 ? "warm start" : "stage", eta);
+        if (epoch == c->epochs) fputc('\n', stderr);
     }
     return interrupted || c->log_status;
 }
@@ -215,8 +274,30 @@ static void args_init(train_args *a)
     a->lc = family_lstm_config(&a->f); /* its defaults resolved after parsing */
     a->save_every = 10;
     a->save_minutes = 5;
+    a->warm = (warm_start){0, {L2L_OPT_KIND_NAG_FLOOR, 1, NULL}, 5, 3e-3f};
     l2l_train_config *cfg = &a->cfg;
     l2l_lstm_config *lc = &a->lc;
+    const opt_desc recipe_opts[] = {
+        {"recipe", OPT_CHOICE, &a->recipe, .choices = recipes,
+         .help = "the defaults of every option below: l2l (the default for\n"
+                 "mnist: an imitation warm start, then persistent evolution\n"
+                 "strategies on the meta-objective; docs/METHOD.md) or paper\n"
+                 "(the default for quadratic and --preset deepmind)",
+         .key = "recipe"},
+        {"warm-start", OPT_CUSTOM, &a->warm, .parse = parse_warm_start, .format = format_warm_start,
+         .arg = "W", .expect = "none or TEACHER:LR:EPOCHS (a teacher sgd, nag, rmsprop, adam or "
+                               "nag-floor, lr > 0, 1..100000000 epochs), e.g. nag-floor:1:60",
+         .help = "before meta-training, EPOCHS epochs of imitating TEACHER at\n"
+                 "learning rate LR (none; l2l: nag-floor:1:60); meta-training\n"
+                 "goes on from the best of them, whose phi goes to\n"
+                 "OUT's stem + .warm.safetensors",
+         .key = "warm_start"},
+        {"warm-unroll", OPT_INT, &a->warm.unroll, 1, 1e5, .arg = "T",
+         .help = "the warm start's steps per unroll (5)", .key = "warm_unroll"},
+        {"warm-lr", OPT_FLOAT, &a->warm.lr, 1e-12, 1e6, .arg = "X",
+         .help = "the warm start's meta learning rate (3e-3)", .key = "warm_lr"},
+        {NULL},
+    };
     const opt_desc lstm_opts[] = {
         {"lstm-layers", OPT_INT, &lc->layers, 0, L2L_MAX_LAYERS, .arg = "L",
          .help = "LSTM layers (2); 0 = a linear map"},
@@ -224,13 +305,13 @@ static void args_init(train_args *a)
         {"preproc", OPT_CHOICE, &lc->preproc, .choices = preprocs,
          .help = "input preprocessing (quadratic: none; mnist: logsign)"},
         {"p", OPT_FLOAT, &lc->p, 1e-3, 79, .arg = "P",
-         .help = "preprocessing constant (10; --preset deepmind: 5)"},
+         .help = "preprocessing constant (10; --preset deepmind: 5; l2l: 12)"},
         {"scale", OPT_FLOAT, &lc->scale, -1e6, 1e6, .arg = "S",
          .help = "output scale, not 0 (quadratic: 1; mnist: 0.1;\n--preset deepmind: 0.01)"},
         {NULL},
     };
     const opt_desc meta_opts[] = {
-        {"epochs", OPT_INT, &cfg->epochs, 1, 1e8, .arg = "E", .help = "fresh optimizees (1000)", .key = "epochs"},
+        {"epochs", OPT_INT, &cfg->epochs, 1, 1e8, .arg = "E", .help = "fresh optimizees (paper: 1000; l2l: 20, after the warm start)", .key = "epochs"},
         {"unroll", OPT_INT, &cfg->unroll, 1, 1e5, .arg = "T", .help = "steps per truncated unroll (20)",
          .key = "unroll"},
         {"lr", OPT_FLOAT, &cfg->lr, 1e-12, 1e6, .arg = "X", .help = "meta-Adam learning rate (1e-3)",
@@ -238,29 +319,29 @@ static void args_init(train_args *a)
         {"clip", OPT_FLOAT, &cfg->clip, 0, 1e12, .arg = "C",
          .help = "clip the meta-gradient's norm to C (default 0: off)", .key = "clip"},
         {"eval-every", OPT_INT, &cfg->eval_every, 0, 1e8, .arg = "K",
-         .help = "validate every K epochs (50; 0 = never, keep the last phi)", .key = "eval_every"},
-        {"valid", OPT_INT, &cfg->n_valid, 1, 1e5, .arg = "V", .help = "validation problems (20)",
+         .help = "validate every K epochs (paper: 50; l2l: 5; 0 = never, keep\nthe last phi)", .key = "eval_every"},
+        {"valid", OPT_INT, &cfg->n_valid, 1, 1e5, .arg = "V", .help = "validation problems (paper: 20; l2l: 10)",
          .key = "n_valid"},
         {"select", OPT_CHOICE, &cfg->selection, .choices = selections,
          .help = "keep the phi with the best mean loss over the steps (the\n"
-                 "meta-objective, default) or the best final loss",
+                 "meta-objective; paper) or the best final loss (l2l)",
          .key = "select"},
         {"objective", OPT_CHOICE, &cfg->objective, .choices = objectives,
-         .help = "meta-loss sum_t f(theta_t) (the paper, default) or sum_t log f", .key = "objective"},
+         .help = "meta-loss sum_t f(theta_t) (paper) or sum_t log f (l2l)", .key = "objective"},
         {"estimator", OPT_CUSTOM, cfg, .parse = parse_estimator, .format = format_estimator,
          .arg = "E",
          .expect = "tbptt, es:PAIRS:SIGMA or pes:PAIRS:SIGMA (1..100000 pairs, sigma > 0) or "
                    "imitate:TEACHER:LR (a teacher sgd, nag, rmsprop, adam or nag-floor, lr > 0), "
                    "e.g. es:8:0.01 or imitate:nag-floor:1",
-         .help = "the meta-gradient: tbptt (default, the paper) backpropagates\n"
-                 "through truncated unrolls; es:PAIRS:SIGMA makes one update per\n"
-                 "epoch from evolution strategies over the whole run (PAIRS pairs\n"
-                 "at phi +- SIGMA e); pes:PAIRS:SIGMA one per unroll from\n"
-                 "persistent evolution strategies (PAIRS pairs of particles carried\n"
-                 "across the unrolls); imitate:TEACHER:LR trains the optimizer to\n"
-                 "make the updates of TEACHER (sgd|nag|rmsprop|adam|nag-floor) at\n"
-                 "learning rate LR from the same gradients (a warm start: continue\n"
-                 "with another 'l2l train --init')",
+         .help = "the meta-gradient (paper: tbptt; l2l: pes:8:0.01): tbptt\n"
+                 "backpropagates through truncated unrolls; es:PAIRS:SIGMA makes\n"
+                 "one update per epoch from evolution strategies over the whole\n"
+                 "run (PAIRS pairs at phi +- SIGMA e); pes:PAIRS:SIGMA one per\n"
+                 "unroll from persistent evolution strategies (PAIRS pairs of\n"
+                 "particles carried across the unrolls); imitate:TEACHER:LR trains\n"
+                 "the optimizer to make the updates of TEACHER\n"
+                 "(sgd|nag|rmsprop|adam|nag-floor) at learning rate LR from the\n"
+                 "same gradients (see --warm-start)",
          .key = "estimator"},
         {"init", OPT_PATH, &a->init, .arg = "FILE", .expect = "a checkpoint",
          .help = "start from FILE's optimizer instead of a fresh one", .key = "init"},
@@ -279,13 +360,39 @@ static void args_init(train_args *a)
                  ".state.safetensors), with its options"},
         {NULL},
     };
+    OPT_TABLE_COPY(a->recipe_opts, recipe_opts);
     OPT_TABLE_COPY(a->lstm_opts, lstm_opts);
     OPT_TABLE_COPY(a->meta_opts, meta_opts);
     OPT_TABLE_COPY(a->state_opts, state_opts);
-    const opt_group groups[] = {{"task", a->f.opts}, {NULL, a->f.train_opts}, {"optimizer", a->lstm_opts},
-                                {"meta-training", a->meta_opts}, {NULL, a->f.run_opts},
+    const opt_group groups[] = {{"task", a->f.opts}, {NULL, a->f.train_opts}, {"recipe", a->recipe_opts},
+                                {"optimizer", a->lstm_opts}, {"meta-training", a->meta_opts}, {NULL, a->f.run_opts},
                                 {"training state", a->state_opts}, {NULL, NULL}};
     memcpy(a->groups, groups, sizeof groups);
+}
+
+/* The l2l recipe (docs/METHOD.md section 4): every value it sets that the command line
+ * does not give. The recipe's default follows the task: l2l for MNIST networks, the
+ * paper's for quadratics and for the authors' code's settings. */
+static tool_result apply_recipe(train_args *a)
+{
+    if (!opts_given(a->recipe_opts, "recipe"))
+        a->recipe = a->f.task == FAMILY_MNIST && !a->f.deepmind ? RECIPE_L2L : RECIPE_PAPER;
+    if (a->recipe != RECIPE_L2L) return TOOL_OK;
+    if (a->f.task != FAMILY_MNIST)
+        return tool_usage("train", "--recipe l2l is made for --task mnist; give --recipe paper and the "
+                                   "options you want for --task %s", family_task_name(&a->f));
+    l2l_train_config *c = &a->cfg;
+    const opt_desc *m = a->meta_opts;
+    if (!opts_given(a->f.train_opts, "meta-batch")) a->f.meta_batch = 4;
+    if (!opts_given(a->lstm_opts, "p")) a->lc.p = 12;
+    if (!opts_given(m, "epochs")) c->epochs = 20;
+    if (!opts_given(m, "eval-every")) c->eval_every = 5;
+    if (!opts_given(m, "valid")) c->n_valid = 10;
+    if (!opts_given(m, "select")) c->selection = L2L_SELECTION_FINAL;
+    if (!opts_given(m, "objective")) c->objective = L2L_OBJECTIVE_LOG;
+    if (!opts_given(m, "estimator")) parse_estimator("pes:8:0.01", c);
+    if (!opts_given(a->recipe_opts, "warm-start")) parse_warm_start("nag-floor:1:60", &a->warm);
+    return TOOL_OK;
 }
 
 /* Parses argv and checks what the tables cannot: everything that can be known before
@@ -298,8 +405,16 @@ static tool_result parse_args(train_args *a, int argc, char **argv)
     if (a->resume) return TOOL_OK; /* the rest comes from the state, checked then */
     if (!a->out) return tool_usage("train", "--out FILE.safetensors is required");
     a->cfg.steps = a->f.steps, a->cfg.seed = a->f.seed;
+    const l2l_lstm_config def = family_lstm_config(&a->f); /* for the task and preset given */
+    if (!opts_given(a->lstm_opts, "preproc")) a->lc.preproc = def.preproc;
+    if (!opts_given(a->lstm_opts, "p")) a->lc.p = def.p;
+    if (!opts_given(a->lstm_opts, "scale")) a->lc.scale = def.scale;
+    if ((r = apply_recipe(a)) != TOOL_OK) return r;
     if (a->cfg.steps % a->cfg.unroll)
         return tool_usage("train", "--steps (%d) must be a multiple of --unroll (%d)", a->cfg.steps, a->cfg.unroll);
+    if (a->warm.epochs && a->cfg.steps % a->warm.unroll)
+        return tool_usage("train", "--steps (%d) must be a multiple of --warm-unroll (%d)", a->cfg.steps,
+                          a->warm.unroll);
     if (a->lc.scale == 0) return tool_usage("train", "--scale must not be 0 (the optimizer would never move)");
     static const char *const arch[] = {"p", "scale", "preproc", "lstm-layers", "lstm-hidden"};
     for (int i = 0; i < 5 && a->init; i++)
@@ -311,10 +426,6 @@ static tool_result parse_args(train_args *a, int argc, char **argv)
             return tool_usage("train", "the training state records the command line in at most %d arguments "
                                        "of 255 bytes; '%.40s...' does not fit", MAX_ARGS, argv[i]);
     if ((r = family_check(&a->f, "train")) != TOOL_OK) return r;
-    const l2l_lstm_config def = family_lstm_config(&a->f); /* for the task and preset given */
-    if (!opts_given(a->lstm_opts, "preproc")) a->lc.preproc = def.preproc;
-    if (!opts_given(a->lstm_opts, "p")) a->lc.p = def.p;
-    if (!opts_given(a->lstm_opts, "scale")) a->lc.scale = def.scale;
     if ((r = path_check_output("train", "out", a->out)) != TOOL_OK) return r;
     if (a->log && (r = path_check_output("train", "log", a->log)) != TOOL_OK) return r;
     if (a->log && path_same(a->log, a->out))
@@ -384,11 +495,16 @@ tool_result cmd_train(int argc, char **argv)
     int run_argc = argc - 1; /* the arguments that define the run, without --resume */
     char **run_argv = argv + 1;
     long log_bytes = -1;
+    int stage = 0, warm_best = 0; /* from the state, when resuming */
+    double warm_seconds = 0;
     if (a.resume) {
         if (l2l_train_state_load(a.resume, &from, smeta, &nsm, &err)) return tool_fail("train", &err);
         /* the recorded paths are relative to where the run started: go there first */
         for (int i = 0; i < nsm; i++) {
             if (strcmp(smeta[i].key, "log_bytes") == 0) log_bytes = strtol(smeta[i].value, NULL, 10);
+            if (strcmp(smeta[i].key, "stage") == 0) stage = (int)strtol(smeta[i].value, NULL, 10);
+            if (strcmp(smeta[i].key, "warm_best") == 0) warm_best = (int)strtol(smeta[i].value, NULL, 10);
+            if (strcmp(smeta[i].key, "warm_seconds") == 0) warm_seconds = strtod(smeta[i].value, NULL);
             if (r == TOOL_OK && strcmp(smeta[i].key, "cwd") == 0 && chdir(smeta[i].value) != 0)
                 r = tool_usage("train", "%s was saved by a run started in '%s', which cannot be entered: %s",
                                a.resume, smeta[i].value, strerror(errno));
@@ -397,6 +513,9 @@ tool_result cmd_train(int argc, char **argv)
         if (r == TOOL_OK) r = parse_resumed(&a, argc, argv, smeta, nsm, args, &n_args);
         if (r == TOOL_OK && log_bytes < 0)
             r = tool_usage("train", "%s records no log length: not a state of 'l2l train'", a.resume);
+        if (r == TOOL_OK && stage == 0 && !a.warm.epochs) stage = 2; /* a state from before warm starts */
+        if (r == TOOL_OK && (stage < 1 || stage > 2 || (stage == 1 && !a.warm.epochs)))
+            r = tool_usage("train", "%s records no stage of its run: not a state of 'l2l train'", a.resume);
         if (r != TOOL_OK) {
             l2l_train_state_free(&from);
             return r;
@@ -404,11 +523,12 @@ tool_result cmd_train(int argc, char **argv)
         run_argc = n_args - 1, run_argv = args + 1;
     }
     tool_threads(a.f.threads);
-    char logpath[4096], logpart[4200], statepath[4096], failedpath[4096];
+    char logpath[4096], logpart[4200], statepath[4096], failedpath[4096], warmpath[4096];
     if (a.log) snprintf(logpath, sizeof logpath, "%s", a.log);
     if ((!a.log && !path_sibling(a.out, "-log.csv", logpath, sizeof logpath)) ||
         !path_sibling(a.out, ".state.safetensors", statepath, sizeof statepath) ||
-        !path_sibling(a.out, ".failed.safetensors", failedpath, sizeof failedpath)) {
+        !path_sibling(a.out, ".failed.safetensors", failedpath, sizeof failedpath) ||
+        !path_sibling(a.out, ".warm.safetensors", warmpath, sizeof warmpath)) {
         l2l_train_state_free(&from);
         return tool_usage("train", "--out '%.64s...' is too long", a.out);
     }
@@ -431,7 +551,10 @@ tool_result cmd_train(int argc, char **argv)
         l2l_lstm_init(&net, &rng);
     }
 
-    train_ctx tc = {.logpart = logpart, .state = statepath, .epochs = a.cfg.epochs, .tty = isatty(2),
+    const int warm = a.warm.epochs > 0;
+    if (!a.resume) stage = warm ? 1 : 2;
+    train_ctx tc = {.logpart = logpart, .state = statepath, .epochs = a.warm.epochs + a.cfg.epochs,
+                    .warm_best = warm_best, .warm_seconds = warm_seconds, .tty = isatty(2),
                     .save_every = a.save_every, .save_seconds = 60.0 * a.save_minutes,
                     .last_save = from.seconds, .argc = run_argc, .argv = run_argv};
     if (!getcwd(tc.cwd, sizeof tc.cwd)) tc.cwd[0] = 0;
@@ -443,12 +566,37 @@ tool_result cmd_train(int argc, char **argv)
         return TOOL_FAILED;
     }
     if (!a.resume) fprintf(tc.log, "epoch,train_loss,grad_norm,valid_loss,best_valid,best_epoch,seconds\n");
-    fprintf(stderr, "l2l train: %s, %zu coordinates, LSTM %dx%d (%zu weights), %d epochs x %d steps (unroll %d)%s\n",
-            ps.task.name, ps.task.n, a.lc.layers, a.lc.hidden, net.n_params, a.cfg.epochs, a.cfg.steps,
-            a.cfg.unroll, a.resume ? ", resumed" : "");
+    char warm_desc[64] = "";
+    if (warm) format_warm_start(&a.warm, warm_desc, sizeof warm_desc);
+    fprintf(stderr, "l2l train: %s, %zu coordinates, LSTM %dx%d (%zu weights), %s%s%s%d epochs x %d steps "
+            "(unroll %d)%s\n", ps.task.name, ps.task.n, a.lc.layers, a.lc.hidden, net.n_params,
+            warm ? "a warm start imitating " : "", warm_desc, warm ? " epochs, then " : "", a.cfg.epochs,
+            a.cfg.steps, a.cfg.unroll, a.resume ? ", resumed" : "");
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
-    st = l2l_meta_train_resume(&net, &ps.task, &a.cfg, a.resume ? &from : NULL, train_progress, &tc, &err);
+    const l2l_train_state *resumed = a.resume ? &from : NULL;
+    if (stage == 1) { /* the warm start, then its best phi apart and as stage 2's start */
+        l2l_train_config wc = a.cfg;
+        wc.estimator = L2L_ESTIMATOR_IMITATE, wc.teacher = a.warm.teacher;
+        wc.unroll = a.warm.unroll, wc.lr = a.warm.lr, wc.epochs = a.warm.epochs;
+        tc.stage = 1, tc.stage_epochs = wc.epochs;
+        st = l2l_meta_train_resume(&net, &ps.task, &wc, resumed, train_progress, &tc, &err);
+        resumed = NULL;
+        if (!st && tc.last.epoch == a.warm.epochs) {
+            tc.warm_best = tc.last.best_epoch, tc.warm_seconds = tc.last.seconds;
+            l2l_kv wmeta[L2L_MAX_META - 9];
+            int nw = train_metadata(a.groups, &ps.task, &tc, "warm start", wmeta, L2L_MAX_META - 9);
+            if (!(st = l2l_checkpoint_save(warmpath, &net, wmeta, nw, &err))) {
+                fprintf(stderr, "%sl2l train: the warm start's best phi (epoch %d, validation %.4g) is in %s\n",
+                        tc.tty ? "\n" : "", tc.warm_best, tc.last.best_valid, warmpath);
+                stage = 2, tc.last_save = 0;
+            }
+        }
+    }
+    if (!st && stage == 2) {
+        tc.stage = 2, tc.offset = a.warm.epochs, tc.stage_epochs = a.cfg.epochs;
+        st = l2l_meta_train_resume(&net, &ps.task, &a.cfg, resumed, train_progress, &tc, &err);
+    }
     l2l_train_state_free(&from);
     if (fclose(tc.log) != 0 || tc.log_status) {
         fprintf(stderr, "l2l train: error: the log '%s' could not be written completely\n", logpart);
@@ -458,7 +606,7 @@ tool_result cmd_train(int argc, char **argv)
 
     l2l_kv meta[L2L_MAX_META - 9]; /* room beside the checkpoint's 9 architecture keys */
     /* finished: every epoch ran (a signal during the last one changes nothing) */
-    const int finished = !st && tc.last.epoch == a.cfg.epochs;
+    const int finished = !st && stage == 2 && tc.last.epoch == tc.epochs;
     const char *how = st == L2L_STATUS_NUMERIC ? "diverged" : st ? "error" : finished ? "yes" : "interrupted";
     int nm = train_metadata(a.groups, &ps.task, &tc, how, meta, L2L_MAX_META - 9);
     l2l_error serr = {0};
