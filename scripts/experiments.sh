@@ -14,7 +14,7 @@
 # learning rate that is best for that variant on V validation networks (training split),
 # then all five optimizers train the same R fresh networks on the test split. So does
 # nag-floor, which is not one of the paper's baselines: it is the hand-written rule the
-# shipped optimizer was taught to imitate (--estimator imitate), shown so that the learned
+# shipped optimizer imitated in its warm start (--warm-start), shown so that the learned
 # optimizer can be judged against its own teacher. The
 # variants width_20 and depth_1 are the base network: fig4/steps100 is reused for them.
 #
@@ -28,13 +28,13 @@
 # Environment:
 #   EXP_OPTIMIZER  the learned optimizer; default models/mnist.safetensors if it exists,
 #                  otherwise one is meta-trained into EXP_OUT/optimizer.safetensors by the
-#                  shipped optimizer's recipe (scripts/train_mnist.sh, about 6 minutes) or by
-#   L2L_RECIPE     one `l2l train --task mnist` with these flags (`--preset paper` for the
+#                  shipped optimizer's command (scripts/train_mnist.sh) or by
+#   L2L_RECIPE     one `l2l train --task mnist` with these flags (`--recipe paper` for the
 #                  paper's own settings)
 #   EXP_RUNS       R, test networks per optimizer and variant (default 100)
 #   EXP_TUNE_RUNS  V, validation networks per learning rate when tuning (default 10)
-#   EXP_QUICK=1    a smoke run: R = 10, V = 3, and (without L2L_RECIPE) a 10-epoch
-#                  meta-training; checks that everything runs, its numbers mean nothing
+#   EXP_QUICK=1    a smoke run: R = 10, V = 3, and (without L2L_RECIPE) a meta-training of
+#                  5 + 2 epochs; checks that everything runs, its numbers mean nothing
 #   EXP_OUT        output directory (default out/experiments)
 # Stops at the first failure (set -eu) with the failing command's message.
 set -eu
@@ -44,7 +44,7 @@ out=${EXP_OUT:-out/experiments}
 quick=${EXP_QUICK:-0}
 if [ "$quick" = 1 ]; then
     runs=${EXP_RUNS:-10}; tune_runs=${EXP_TUNE_RUNS:-3}
-    recipe=${L2L_RECIPE:---p 7 --meta-batch 4 --objective log --select final --epochs 10 --eval-every 5 --valid 5}
+    recipe=${L2L_RECIPE:---warm-start nag-floor:1:5 --epochs 2 --valid 3}
 else
     runs=${EXP_RUNS:-100}; tune_runs=${EXP_TUNE_RUNS:-10}
     recipe=${L2L_RECIPE:-}
