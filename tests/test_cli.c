@@ -177,6 +177,17 @@ static void test_recipe(void **state)
     expect("train --out @/x.safetensors --warm-start nag:1:5x", 2, "--warm-start expects");
     expect("train --out @/x.safetensors --warm-start adam:1:3 --warm-unroll 7", 2,
            "--steps (100) must be a multiple of --warm-unroll (7)");
+    /* an unroll-length curriculum: the epochs in parts, one per length */
+    expect("train --task quadratic --dim 2 --batch 2 --steps 20 --curriculum 5,10 --epochs 3 --eval-every 1 "
+           "--valid 2 --out @/c.safetensors", 0, "3 epochs x 20 steps (unroll 5,10)");
+    expect("info @/c.safetensors", 0, "curriculum       5,10");
+    assert_true(info_value("epochs_run") == 3);
+    expect("train --out @/x.safetensors --curriculum 5,0", 2, "--curriculum expects unroll lengths");
+    expect("train --out @/x.safetensors --curriculum 1,2,3,4,5,6,7,8,9", 2, "--curriculum expects");
+    expect("train --out @/x.safetensors --curriculum 5,10 --unroll 5", 2, "drop --unroll");
+    expect("train --out @/x.safetensors --curriculum 5,7", 2, "must be a multiple of every --curriculum length (7)");
+    expect("train --out @/x.safetensors --curriculum 5,10,20 --epochs 2", 2,
+           "--epochs (2) must be at least the number of --curriculum lengths (3)");
 }
 
 int main(int argc, char **argv)

@@ -4,8 +4,9 @@
  * killed again, ... until it finishes; its checkpoint must then be byte-identical to an
  * uninterrupted run's, its log must hold each epoch once with the uninterrupted run's
  * numbers, and no other file may remain (no state, no LOG.part, no temporaries).
- * TBPTT and ES, on 1 and 2 threads, and PES after a warm start (a run of two stages), on
- * small quadratic runs (a fifth of a second; a few seconds under the sanitizers).
+ * TBPTT and ES, on 1 and 2 threads, and PES after a warm start with a curriculum (a run of
+ * three stages), on small quadratic runs (a fifth of a second; a few seconds under the
+ * sanitizers).
  *
  * `test_kill` alone (make test) makes 10 kills in runs of 12 epochs; `test_kill KILLS
  * SEED EPOCHS` makes KILLS in runs of EPOCHS (scripts/kill_test.sh: 100 in runs of 100
@@ -17,12 +18,13 @@
 
 #include "cli_testutil.h"
 
-/* The estimator (and the warm start, which makes a run of two stages) and the threads. */
+/* The estimator (and a warm start and a curriculum, which make a run of three stages)
+ * and the threads. */
 static const char *const configs[][2] = {{"tbptt", "1"},
                                          {"es:2:0.05", "2"},
                                          {"tbptt", "2"},
                                          {"es:2:0.05", "1"},
-                                         {"pes:2:0.05 --warm-start sgd:0.1:6", "1"}};
+                                         {"pes:2:0.05 --warm-start sgd:0.1:6 --curriculum 5,10", "1"}};
 enum { N_CONFIGS = 5 };
 
 static int kills_wanted = 10, epochs = 12;
@@ -55,8 +57,9 @@ static void train_args(char *buf, size_t n, int c, const char *out, int resume)
         snprintf(buf, n, "exec '%s' train --resume %s.state.safetensors", ct_tool, out);
     else
         snprintf(buf, n, "OMP_NUM_THREADS=%s exec '%s' train --dim 4 --batch 16 --epochs %d --steps 20 "
-                 "--unroll 10 --eval-every 3 --valid 3 --save-every 2 --estimator %s --threads %s "
-                 "--out %s.safetensors", configs[c][1], ct_tool, epochs, configs[c][0], configs[c][1], out);
+                 "%s --eval-every 3 --valid 3 --save-every 2 --estimator %s --threads %s --out %s.safetensors",
+                 configs[c][1], ct_tool, epochs, strstr(configs[c][0], "--curriculum") ? "" : "--unroll 10",
+                 configs[c][0], configs[c][1], out);
 }
 
 static int file_exists(const char *name)

@@ -128,6 +128,39 @@ static void format_estimator(const void *dest, char *buf, size_t n)
 static volatile sig_atomic_t interrupted;
 static void on_signal(int sig) { (void)sig, interrupted = 1; }
 
+enum { MAX_CURRICULUM = 8 };
+
+/* --curriculum T1,T2,...: unroll lengths, at most MAX_CURRICULUM. */
+typedef struct {
+    int n;
+    int unroll[MAX_CURRICULUM];
+} curriculum;
+
+static int parse_curriculum(const char *s, void *dest)
+{
+    curriculum *c = dest;
+    c->n = 0;
+    for (const char *q = s;;) {
+        char *end;
+        const long t = strtol(q, &end, 10);
+        if (end == q || t < 1 || t > 100000 || c->n == MAX_CURRICULUM) return -1;
+        c->unroll[c->n++] = (int)t;
+        if (*end == 0) return 0;
+        if (*end != ',') return -1;
+        q = end + 1;
+    }
+}
+
+static void format_curriculum(const void *dest, char *buf, size_t n)
+{
+    const curriculum *c = dest;
+    buf[0] = 0;
+    for (int i = 0; i < c->n; i++) {
+        size_t len = strlen(buf);
+        snprintf(buf + len, n - len, "%s%d", i ? "," : "", c->unroll[i]);
+    }
+}
+
 /* The options, pointing into this struct (which is therefore never copied). */
 typedef struct {
     family f;
@@ -135,10 +168,11 @@ typedef struct {
     l2l_lstm_config lc;
     int recipe;
     warm_start warm;
+    curriculum curr;
     const char *out, *log, *init, *resume;
     int save_every;
     float save_minutes;
-    opt_desc recipe_opts[5], lstm_opts[6], meta_opts[13], state_opts[4];
+    opt_desc recipe_opts[5], lstm_opts[6], meta_opts[14], state_opts[4];
     opt_group groups[8];
 } train_args;
 
@@ -146,17 +180,18 @@ typedef struct {
  * MAX_ARGS arguments of up to 255 bytes, as metadata pairs argv.0, argv.1, ... */
 enum { MAX_ARGS = 40 };
 
-/* A run is one or two stages: the warm start (stage 1), if any, then meta-training
- * (stage 2). Each is one l2l_meta_train_resume; the log, the progress and the states
- * number epochs across both. */
+/* A run is a sequence of stages (stage_config), each one l2l_meta_train_resume from
+ * the best phi of the one before; the log, the progress and the states number epochs
+ * across them all. */
 typedef struct {
     FILE *log;
     const char *logpart, *state;
-    int stage, offset;     /* the stage running, and the epochs before it */
+    int stage, warm;       /* the stage running (0-based); stage 0 is a warm start */
+    int offset;            /* the epochs before it */
     int stage_epochs;      /* its epochs */
-    int warm_best;         /* the epoch of the warm start's best phi (0: its start) */
-    double warm_seconds;   /* the warm start's, in stage 2 */
-    int epochs, tty, save_every; /* epochs: of both stages */
+    int prev_best;         /* the epoch of the best phi before it (0: the run's start) */
+    double prev_seconds;   /* the seconds before it */
+    int epochs, tty, save_every; /* epochs: of every stage */
     double save_seconds, last_save;
     int argc;
     char **argv;
@@ -195,9 +230,9 @@ static void save_state(train_ctx *c, const l2l_train_progress *p)
     for (int i = 0; i < n; i++) snprintf(meta[i].key, sizeof meta[i].key, "argv.%d", i);
     long bytes = fflush(c->log) == 0 ? ftell(c->log) : -1;
     put(&meta[n++], "log_bytes", "%ld", bytes);
-    put(&meta[n++], "stage", "%d", c->stage);
-    put(&meta[n++], "warm_best", "%d", c->warm_best);
-    put(&meta[n++], "warm_seconds", "%.3f", c->warm_seconds);
+    put(&meta[n++], "stage", "%d", c->stage + 1);
+    put(&meta[n++], "prev_best", "%d", c->prev_best);
+    put(&meta[n++], "prev_seconds", "%.17g", c->prev_seconds);
     if (c->cwd[0]) put(&meta[n++], "cwd", "%s", c->cwd);
     l2l_error err = {0};
     if (bytes < 0) l2l_error_set(&err, L2L_STATUS_IO, "cannot write the log %s", c->logpart);
@@ -217,12 +252,13 @@ static int train_progress(const l2l_train_progress *p, void *vctx)
 {
     train_ctx *c = vctx;
     c->last = *p;
-    /* across the stages: in stage 2, best epoch 0 is the warm start's best */
+    /* across the stages: after the first, best epoch 0 is the stage's start, the best
+     * phi of the stages before */
     const int epoch = c->offset + p->epoch;
-    const int best = p->best_epoch || c->stage == 1 ? c->offset + p->best_epoch : c->warm_best;
-    c->last.epoch = epoch, c->last.best_epoch = best, c->last.seconds = c->warm_seconds + p->seconds;
+    const int best = p->best_epoch || c->stage == 0 ? c->offset + p->best_epoch : c->prev_best;
+    c->last.epoch = epoch, c->last.best_epoch = best, c->last.seconds = c->prev_seconds + p->seconds;
     fprintf(c->log, "%d,%.9g,%.9g,%.9g,%.9g,%d,%.3f\n", epoch, p->train_loss, p->grad_norm,
-            p->valid_loss, p->best_valid, best, c->warm_seconds + p->seconds);
+            p->valid_loss, p->best_valid, best, c->last.seconds);
     if (fflush(c->log) != 0) c->log_status = L2L_STATUS_IO;
     const int due = (c->save_every > 0 && epoch % c->save_every == 0) ||
                     (c->save_seconds > 0 && p->seconds - c->last_save >= c->save_seconds);
@@ -231,9 +267,9 @@ static int train_progress(const l2l_train_progress *p, void *vctx)
         char eta[32];
         fmt_duration(eta, sizeof eta, p->seconds / p->epoch * (c->stage_epochs - p->epoch));
         int width = 24, fill = (int)((double)width * epoch / c->epochs);
-        fprintf(stderr, "\r[%.*s%*s] epoch %d/%d  train %.4g  best valid %.4g (epoch %d)  %s ETA %s  ",
+        fprintf(stderr, "\r[%.*s%*s] epoch %d/%d  train %.4g  best valid %.4g (epoch %d)  %s %d ETA %s  ",
                 fill, "========================", width - fill, "", epoch, c->epochs, p->train_loss,
-                p->best_valid, best, c->stage == 1 ? "warm start" : "stage", eta);
+                p->best_valid, best, c->warm && c->stage == 0 ? "warm start" : "stage", c->stage + 1, eta);
         if (epoch == c->epochs) fputc('\n', stderr);
     }
     return interrupted || c->log_status;
@@ -314,6 +350,12 @@ static void args_init(train_args *a)
         {"epochs", OPT_INT, &cfg->epochs, 1, 1e8, .arg = "E", .help = "fresh optimizees (paper: 1000; l2l: 20, after the warm start)", .key = "epochs"},
         {"unroll", OPT_INT, &cfg->unroll, 1, 1e5, .arg = "T", .help = "steps per truncated unroll (20)",
          .key = "unroll"},
+        {"curriculum", OPT_CUSTOM, &a->curr, .parse = parse_curriculum, .format = format_curriculum,
+         .arg = "T1,T2,...", .expect = "unroll lengths 1..100000 separated by commas, at most 8, e.g. 5,10,20",
+         .help = "an unroll-length curriculum: the epochs in equal parts, part i\n"
+                 "with unroll Ti, each from the best phi of the one before\n"
+                 "(instead of --unroll)",
+         .key = "curriculum"},
         {"lr", OPT_FLOAT, &cfg->lr, 1e-12, 1e6, .arg = "X", .help = "meta-Adam learning rate (1e-3)",
          .key = "meta_lr"},
         {"clip", OPT_FLOAT, &cfg->clip, 0, 1e12, .arg = "C",
@@ -415,6 +457,15 @@ static tool_result parse_args(train_args *a, int argc, char **argv)
     if (a->warm.epochs && a->cfg.steps % a->warm.unroll)
         return tool_usage("train", "--steps (%d) must be a multiple of --warm-unroll (%d)", a->cfg.steps,
                           a->warm.unroll);
+    if (a->curr.n && opts_given(a->meta_opts, "unroll"))
+        return tool_usage("train", "--curriculum gives the unroll lengths; drop --unroll");
+    for (int i = 0; i < a->curr.n; i++)
+        if (a->cfg.steps % a->curr.unroll[i])
+            return tool_usage("train", "--steps (%d) must be a multiple of every --curriculum length (%d)",
+                              a->cfg.steps, a->curr.unroll[i]);
+    if (a->cfg.epochs < a->curr.n)
+        return tool_usage("train", "--epochs (%d) must be at least the number of --curriculum lengths (%d)",
+                          a->cfg.epochs, a->curr.n);
     if (a->lc.scale == 0) return tool_usage("train", "--scale must not be 0 (the optimizer would never move)");
     static const char *const arch[] = {"p", "scale", "preproc", "lstm-layers", "lstm-hidden"};
     for (int i = 0; i < 5 && a->init; i++)
@@ -432,6 +483,29 @@ static tool_result parse_args(train_args *a, int argc, char **argv)
         return tool_usage("train", "--log and --out name the same file '%s'; the log would overwrite the "
                                    "checkpoint", a->out);
     return TOOL_OK;
+}
+
+/* The stages of the run: the warm start, if there is one, then meta-training, in as many
+ * parts as --curriculum has unroll lengths (the last part takes the epochs that do not
+ * divide evenly). */
+static int n_stages(const train_args *a) { return (a->warm.epochs > 0) + (a->curr.n ? a->curr.n : 1); }
+
+/* Stage k's configuration and the epochs of the stages before it. */
+static l2l_train_config stage_config(const train_args *a, int k, int *offset)
+{
+    l2l_train_config c = a->cfg;
+    const int warm = a->warm.epochs > 0;
+    if (warm && k == 0) {
+        c.estimator = L2L_ESTIMATOR_IMITATE, c.teacher = a->warm.teacher;
+        c.unroll = a->warm.unroll, c.lr = a->warm.lr, c.epochs = a->warm.epochs;
+        *offset = 0;
+        return c;
+    }
+    const int part = k - warm, parts = a->curr.n ? a->curr.n : 1, share = a->cfg.epochs / parts;
+    c.epochs = part == parts - 1 ? a->cfg.epochs - share * (parts - 1) : share;
+    if (a->curr.n) c.unroll = a->curr.unroll[part];
+    *offset = a->warm.epochs + share * part;
+    return c;
 }
 
 /* --resume STATE: the state's command line, then this one's (which may change only
@@ -495,16 +569,16 @@ tool_result cmd_train(int argc, char **argv)
     int run_argc = argc - 1; /* the arguments that define the run, without --resume */
     char **run_argv = argv + 1;
     long log_bytes = -1;
-    int stage = 0, warm_best = 0; /* from the state, when resuming */
-    double warm_seconds = 0;
+    int stage = 0, prev_best = 0; /* from the state, when resuming */
+    double prev_seconds = 0;
     if (a.resume) {
         if (l2l_train_state_load(a.resume, &from, smeta, &nsm, &err)) return tool_fail("train", &err);
         /* the recorded paths are relative to where the run started: go there first */
         for (int i = 0; i < nsm; i++) {
             if (strcmp(smeta[i].key, "log_bytes") == 0) log_bytes = strtol(smeta[i].value, NULL, 10);
             if (strcmp(smeta[i].key, "stage") == 0) stage = (int)strtol(smeta[i].value, NULL, 10);
-            if (strcmp(smeta[i].key, "warm_best") == 0) warm_best = (int)strtol(smeta[i].value, NULL, 10);
-            if (strcmp(smeta[i].key, "warm_seconds") == 0) warm_seconds = strtod(smeta[i].value, NULL);
+            if (strcmp(smeta[i].key, "prev_best") == 0) prev_best = (int)strtol(smeta[i].value, NULL, 10);
+            if (strcmp(smeta[i].key, "prev_seconds") == 0) prev_seconds = strtod(smeta[i].value, NULL);
             if (r == TOOL_OK && strcmp(smeta[i].key, "cwd") == 0 && chdir(smeta[i].value) != 0)
                 r = tool_usage("train", "%s was saved by a run started in '%s', which cannot be entered: %s",
                                a.resume, smeta[i].value, strerror(errno));
@@ -513,9 +587,10 @@ tool_result cmd_train(int argc, char **argv)
         if (r == TOOL_OK) r = parse_resumed(&a, argc, argv, smeta, nsm, args, &n_args);
         if (r == TOOL_OK && log_bytes < 0)
             r = tool_usage("train", "%s records no log length: not a state of 'l2l train'", a.resume);
-        if (r == TOOL_OK && stage == 0 && !a.warm.epochs) stage = 2; /* a state from before warm starts */
-        if (r == TOOL_OK && (stage < 1 || stage > 2 || (stage == 1 && !a.warm.epochs)))
+        if (r == TOOL_OK && stage == 0 && n_stages(&a) == 1) stage = 1; /* a state from before stages */
+        if (r == TOOL_OK && (stage < 1 || stage > n_stages(&a)))
             r = tool_usage("train", "%s records no stage of its run: not a state of 'l2l train'", a.resume);
+        stage--;
         if (r != TOOL_OK) {
             l2l_train_state_free(&from);
             return r;
@@ -551,10 +626,9 @@ tool_result cmd_train(int argc, char **argv)
         l2l_lstm_init(&net, &rng);
     }
 
-    const int warm = a.warm.epochs > 0;
-    if (!a.resume) stage = warm ? 1 : 2;
-    train_ctx tc = {.logpart = logpart, .state = statepath, .epochs = a.warm.epochs + a.cfg.epochs,
-                    .warm_best = warm_best, .warm_seconds = warm_seconds, .tty = isatty(2),
+    const int warm = a.warm.epochs > 0, n = n_stages(&a);
+    train_ctx tc = {.logpart = logpart, .state = statepath, .warm = warm, .epochs = a.warm.epochs + a.cfg.epochs,
+                    .prev_best = prev_best, .prev_seconds = prev_seconds, .tty = isatty(2),
                     .save_every = a.save_every, .save_seconds = 60.0 * a.save_minutes,
                     .last_save = from.seconds, .argc = run_argc, .argv = run_argv};
     if (!getcwd(tc.cwd, sizeof tc.cwd)) tc.cwd[0] = 0;
@@ -566,36 +640,32 @@ tool_result cmd_train(int argc, char **argv)
         return TOOL_FAILED;
     }
     if (!a.resume) fprintf(tc.log, "epoch,train_loss,grad_norm,valid_loss,best_valid,best_epoch,seconds\n");
-    char warm_desc[64] = "";
+    char warm_desc[64] = "", unrolls[128];
     if (warm) format_warm_start(&a.warm, warm_desc, sizeof warm_desc);
+    if (a.curr.n) format_curriculum(&a.curr, unrolls, sizeof unrolls);
+    else snprintf(unrolls, sizeof unrolls, "%d", a.cfg.unroll);
     fprintf(stderr, "l2l train: %s, %zu coordinates, LSTM %dx%d (%zu weights), %s%s%s%d epochs x %d steps "
-            "(unroll %d)%s\n", ps.task.name, ps.task.n, a.lc.layers, a.lc.hidden, net.n_params,
+            "(unroll %s)%s\n", ps.task.name, ps.task.n, a.lc.layers, a.lc.hidden, net.n_params,
             warm ? "a warm start imitating " : "", warm_desc, warm ? " epochs, then " : "", a.cfg.epochs,
-            a.cfg.steps, a.cfg.unroll, a.resume ? ", resumed" : "");
+            a.cfg.steps, unrolls, a.resume ? ", resumed" : "");
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     const l2l_train_state *resumed = a.resume ? &from : NULL;
-    if (stage == 1) { /* the warm start, then its best phi apart and as stage 2's start */
-        l2l_train_config wc = a.cfg;
-        wc.estimator = L2L_ESTIMATOR_IMITATE, wc.teacher = a.warm.teacher;
-        wc.unroll = a.warm.unroll, wc.lr = a.warm.lr, wc.epochs = a.warm.epochs;
-        tc.stage = 1, tc.stage_epochs = wc.epochs;
-        st = l2l_meta_train_resume(&net, &ps.task, &wc, resumed, train_progress, &tc, &err);
+    for (; stage < n; stage++) { /* each stage from the best phi of the one before */
+        int offset;
+        const l2l_train_config sc = stage_config(&a, stage, &offset);
+        tc.stage = stage, tc.offset = offset, tc.stage_epochs = sc.epochs;
+        st = l2l_meta_train_resume(&net, &ps.task, &sc, resumed, train_progress, &tc, &err);
         resumed = NULL;
-        if (!st && tc.last.epoch == a.warm.epochs) {
-            tc.warm_best = tc.last.best_epoch, tc.warm_seconds = tc.last.seconds;
+        if (st || tc.last.epoch != offset + sc.epochs) break; /* failed or interrupted */
+        tc.prev_best = tc.last.best_epoch, tc.prev_seconds = tc.last.seconds, tc.last_save = 0;
+        if (warm && stage == 0) { /* the warm start's best phi, apart */
             l2l_kv wmeta[L2L_MAX_META - 9];
             int nw = train_metadata(a.groups, &ps.task, &tc, "warm start", wmeta, L2L_MAX_META - 9);
-            if (!(st = l2l_checkpoint_save(warmpath, &net, wmeta, nw, &err))) {
-                fprintf(stderr, "%sl2l train: the warm start's best phi (epoch %d, validation %.4g) is in %s\n",
-                        tc.tty ? "\n" : "", tc.warm_best, tc.last.best_valid, warmpath);
-                stage = 2, tc.last_save = 0;
-            }
+            if ((st = l2l_checkpoint_save(warmpath, &net, wmeta, nw, &err))) break;
+            fprintf(stderr, "%sl2l train: the warm start's best phi (epoch %d, validation %.4g) is in %s\n",
+                    tc.tty ? "\n" : "", tc.prev_best, tc.last.best_valid, warmpath);
         }
-    }
-    if (!st && stage == 2) {
-        tc.stage = 2, tc.offset = a.warm.epochs, tc.stage_epochs = a.cfg.epochs;
-        st = l2l_meta_train_resume(&net, &ps.task, &a.cfg, resumed, train_progress, &tc, &err);
     }
     l2l_train_state_free(&from);
     if (fclose(tc.log) != 0 || tc.log_status) {
@@ -606,7 +676,7 @@ tool_result cmd_train(int argc, char **argv)
 
     l2l_kv meta[L2L_MAX_META - 9]; /* room beside the checkpoint's 9 architecture keys */
     /* finished: every epoch ran (a signal during the last one changes nothing) */
-    const int finished = !st && stage == 2 && tc.last.epoch == tc.epochs;
+    const int finished = !st && stage == n;
     const char *how = st == L2L_STATUS_NUMERIC ? "diverged" : st ? "error" : finished ? "yes" : "interrupted";
     int nm = train_metadata(a.groups, &ps.task, &tc, how, meta, L2L_MAX_META - 9);
     l2l_error serr = {0};
