@@ -120,6 +120,16 @@ static void test_pool(void **state)
     expect("train --task mnist --recipe paper --data @ --hidden 2 --epochs 1 --steps 20 --eval-every 0 "
            "--init @/p.safetensors --out @/r.safetensors", 0, NULL);
     expect("info @/r.safetensors", 0, "init");
+    /* more learned optimizers in one comparison, each paired against --optimizer's */
+    expect("compare --task mnist --data @ --hidden 2 --steps 5 --runs 2 --tune-runs 1 --baselines nag "
+           "--optimizer @/p.safetensors --also @/p.safetensors,@/r.safetensors --out @/cmp2", 0, "minus lstm");
+    const char *self = strstr(ct_out, "\np ");
+    assert_non_null(self);
+    assert_non_null(strstr(self, "+0 +- 0\n")); /* the same optimizer: no difference at all */
+    assert_non_null(strstr(ct_out, "\nr "));
+    expect("compare --task mnist --data @ --hidden 2 --steps 5 --runs 2 --tune-runs 1 --baselines nag "
+           "--optimizer @/p.safetensors --also @/missing.safetensors --out @/cmp3", 1, "cannot open");
+    expect("compare --optimizer @/p.safetensors --also a,,b --out @/cmp3", 2, "--also expects checkpoint paths");
     expect("train --task mnist --recipe paper --data @ --hidden 2 --epochs 1 --steps 20 --eval-every 0 "
            "--init @/missing.safetensors --out @/s.safetensors", 1, "cannot open");
     /* A mixed meta-batch: one network of each shape at least. */

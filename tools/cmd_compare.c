@@ -1,5 +1,6 @@
-/* l2l compare: tunes the hand-written baselines, evaluates them and a learned optimizer
- * on the same fresh test problems, and writes the curves, a summary table and a figure. */
+/* l2l compare: tunes the hand-written baselines, evaluates them and one or more learned
+ * optimizers on the same fresh test problems, and writes the curves, a summary table and
+ * a figure. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -21,6 +22,38 @@ typedef struct {
     l2l_opt_spec spec;
     double *loss;
 } curve;
+
+/* --also A.safetensors,B.safetensors: more learned optimizers. */
+enum { MAX_ALSO = 16, MAX_CURVES = 1 + MAX_ALSO + L2L_OPT_KIND_LSTM };
+
+typedef struct {
+    int n;
+    char path[MAX_ALSO][1024];
+} also_list;
+
+static int parse_also(const char *s, void *dest)
+{
+    also_list *a = dest;
+    a->n = 0;
+    for (const char *p = s;;) {
+        const char *end = strchr(p, ',');
+        const size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len == 0 || len >= sizeof a->path[0] || a->n == MAX_ALSO) return -1;
+        memcpy(a->path[a->n], p, len);
+        a->path[a->n++][len] = 0;
+        if (!end) return 0;
+        p = end + 1;
+    }
+}
+
+/* A curve's name for a checkpoint: its file name without the directory and .safetensors. */
+static void checkpoint_name(const char *path, char *name, size_t n)
+{
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    size_t len = strlen(base);
+    if (len > 12 && strcmp(base + len - 12, ".safetensors") == 0) len -= 12;
+    snprintf(name, n, "%.*s", (int)len, base);
+}
 
 /* --baselines nag,adam: distinct hand-written optimizers, in the order given. */
 typedef struct {
@@ -54,7 +87,7 @@ static int parse_baselines(const char *s, void *dest)
 static l2l_status write_figure(const char *dir, const curve *c, int nc, int runs, int steps,
                                const char *title, l2l_error *err)
 {
-    l2l_series series[1 + L2L_OPT_KIND_LSTM];
+    l2l_series series[MAX_CURVES];
     double *x = malloc(sizeof(double) * (steps + 1)), *ys = malloc(sizeof(double) * nc * (steps + 1));
     if (!x || !ys) {
         free(x), free(ys);
@@ -80,7 +113,7 @@ static l2l_status write_figure(const char *dir, const curve *c, int nc, int runs
 }
 
 /* DIR/curves.csv, DIR/summary.csv and the figure DIR/loss.{png,svg}; c[0] is the
- * learned optimizer, which the paired differences are taken against. */
+ * learned optimizer that the paired differences are taken against. */
 static l2l_status write_compare(const char *dir, const curve *c, int nc, int runs, int steps,
                                 const char *title, l2l_error *err)
 {
@@ -110,18 +143,19 @@ static l2l_status write_compare(const char *dir, const curve *c, int nc, int run
 
 static void print_table(const curve *c, int nc, int runs, int steps, const char *task_name, double secs)
 {
-    printf("%-9s %-9s %12s %12s %12s   %s\n", "optimizer", "lr", "final mean", "std", "std err",
-           "minus lstm (paired)");
+    int w = 9; /* the names' column */
+    for (int i = 0; i < nc; i++)
+        if ((int)strlen(c[i].name) > w) w = (int)strlen(c[i].name);
+    printf("%-*s %-9s %12s %12s %12s   minus %s (paired)\n", w, "optimizer", "lr", "final mean", "std",
+           "std err", c[0].name);
     for (int i = 0; i < nc; i++) {
         double m, s, dm, ds;
         stats_at(c[i].loss, runs, steps, steps, &m, &s);
         stats_paired(c[i].loss, c[0].loss, runs, steps, steps, &dm, &ds);
         char lr[32] = "-", diff[64] = "";
-        if (c[i].spec.kind != L2L_OPT_KIND_LSTM) {
-            snprintf(lr, sizeof lr, "%g", c[i].spec.lr);
-            snprintf(diff, sizeof diff, "%+.4g +- %.2g", dm, ds);
-        }
-        printf("%-9s %-9s %12.5g %12.5g %12.5g   %s\n", c[i].name, lr, m, s, s / sqrt(runs), diff);
+        if (c[i].spec.kind != L2L_OPT_KIND_LSTM) snprintf(lr, sizeof lr, "%g", c[i].spec.lr);
+        if (i > 0) snprintf(diff, sizeof diff, "%+.4g +- %.2g", dm, ds);
+        printf("%-*s %-9s %12.5g %12.5g %12.5g   %s\n", w, c[i].name, lr, m, s, s / sqrt(runs), diff);
     }
     printf("(loss at step %d, mean over %d test problems; %s; %.1f s)\n", steps, runs, task_name, secs);
 }
@@ -130,7 +164,7 @@ static const opt_command compare_cmd = {
     "compare",
     "usage: l2l compare --optimizer FILE --out DIR [options]\n"
     "Tunes the baselines (by default the paper's: SGD, NAG, RMSprop and Adam) on validation\n"
-    "problems, evaluates them and the learned optimizer on the same R fresh test problems,\n"
+    "problems, evaluates them and the learned optimizers on the same R fresh test problems,\n"
     "and writes DIR/curves.csv (optimizer,step,mean,std), DIR/summary.csv\n"
     "(optimizer,lr,final_mean,final_std,...) and DIR/loss.png (and .svg); prints the\n"
     "summary as a table.\n",
@@ -158,10 +192,16 @@ tool_result cmd_compare(int argc, char **argv)
     family_init(&f);
     baselines base = {4, {L2L_OPT_KIND_SGD, L2L_OPT_KIND_NAG, L2L_OPT_KIND_RMSPROP, L2L_OPT_KIND_ADAM}};
     const char *optimizer = NULL, *out = NULL;
+    static also_list also; /* 16 KiB: not on the stack */
+    also.n = 0;
     int runs = 100, tune_runs = 20;
     opt_desc own[] = {
         {"optimizer", OPT_PATH, &optimizer, .arg = "FILE", .expect = "a checkpoint",
          .help = "the learned optimizer (required)"},
+        {"also", OPT_CUSTOM, &also, .parse = parse_also, .arg = "LIST",
+         .expect = "checkpoint paths separated by commas, at most 16",
+         .help = "more learned optimizers (checkpoints separated by commas),\n"
+                 "each named by its file name and paired against --optimizer's"},
         {"out", OPT_PATH, &out, .arg = "DIR", .expect = "a directory", .help = "where the results go (required)"},
         {"baselines", OPT_CUSTOM, &base, .parse = parse_baselines, .arg = "LIST",
          .expect = "distinct names from sgd, nag, rmsprop, adam, nag-floor separated by commas, e.g. nag,adam",
@@ -177,25 +217,39 @@ tool_result cmd_compare(int argc, char **argv)
     if (!out) return tool_usage("compare", "--out DIR is required");
     if ((r = path_check_dir("compare", "out", out)) != TOOL_OK) return r;
     l2l_error err = {0};
-    l2l_lstm net;
-    l2l_kv meta[L2L_MAX_META];
-    int nm = 0;
-    if (l2l_checkpoint_load(optimizer, &net, meta, &nm, &err)) return tool_fail("compare", &err);
-    for (int i = 0; i < nm; i++)
-        if (strcmp(meta[i].key, "task") == 0 && strcmp(meta[i].value, family_task_name(&f)) != 0)
-            fprintf(stderr, "l2l compare: note: %s was trained on task '%s'; evaluating on '%s'\n",
-                    optimizer, meta[i].value, family_task_name(&f));
+    const int nl = 1 + also.n; /* learned optimizers */
+    l2l_lstm net[1 + MAX_ALSO];
+    curve c[MAX_CURVES] = {{"lstm", {L2L_OPT_KIND_LSTM, 0, &net[0]}, NULL}};
+    l2l_status st = L2L_STATUS_OK;
+    int loaded = 0;
+    for (; loaded < nl && !st; loaded++) {
+        const char *path = loaded ? also.path[loaded - 1] : optimizer;
+        l2l_kv meta[L2L_MAX_META];
+        int nm = 0;
+        if ((st = l2l_checkpoint_load(path, &net[loaded], meta, &nm, &err))) break;
+        for (int i = 0; i < nm; i++)
+            if (strcmp(meta[i].key, "task") == 0 && strcmp(meta[i].value, family_task_name(&f)) != 0)
+                fprintf(stderr, "l2l compare: note: %s was trained on task '%s'; evaluating on '%s'\n",
+                        path, meta[i].value, family_task_name(&f));
+        if (loaded) {
+            c[loaded].spec = (l2l_opt_spec){L2L_OPT_KIND_LSTM, 0, &net[loaded]};
+            checkpoint_name(path, c[loaded].name, sizeof c[loaded].name);
+        }
+    }
+    if (st) {
+        for (int i = 0; i < loaded; i++) l2l_lstm_free(&net[i]);
+        return tool_fail("compare", &err);
+    }
 
     const l2l_eval_config vc = {tune_runs, f.steps, f.seed, L2L_STREAM_VALID};
     const l2l_eval_config ec = {runs, f.steps, f.seed, L2L_STREAM_TEST};
-    curve c[1 + L2L_OPT_KIND_LSTM] = {{"lstm", {L2L_OPT_KIND_LSTM, 0, &net}, NULL}};
-    const int nc = 1 + base.n;
-    for (int k = 1; k < nc; k++) {
-        c[k].spec = (l2l_opt_spec){base.kind[k - 1], 0, NULL};
-        snprintf(c[k].name, sizeof c[k].name, "%s", l2l_opt_kind_name(base.kind[k - 1]));
+    const int nc = nl + base.n;
+    for (int k = nl; k < nc; k++) {
+        c[k].spec = (l2l_opt_spec){base.kind[k - nl], 0, NULL};
+        snprintf(c[k].name, sizeof c[k].name, "%s", l2l_opt_kind_name(base.kind[k - nl]));
     }
     problem_set valid = {0}, test = {0}; /* validation problems for tuning, test problems */
-    l2l_status st = family_problems(&f, "train", 0, &valid, &err);
+    st = family_problems(&f, "train", 0, &valid, &err);
     if (!st) st = family_problems(&f, "t10k", 0, &test, &err);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -205,7 +259,8 @@ tool_result cmd_compare(int argc, char **argv)
         const int diverged = stats_diverged(c[k].loss, ec.runs, ec.steps);
         if (diverged) {
             for (int i = 0; i < nc; i++) free(c[i].loss);
-            l2l_lstm_free(&net), problem_set_free(&valid), problem_set_free(&test);
+            for (int i = 0; i < nl; i++) l2l_lstm_free(&net[i]);
+            problem_set_free(&valid), problem_set_free(&test);
             return tool_diverged("compare", "%s diverged on %d of %d test problems; nothing was written",
                                  c[k].name, diverged, ec.runs);
         }
@@ -223,6 +278,7 @@ tool_result cmd_compare(int argc, char **argv)
         fprintf(stderr, "l2l compare: wrote %s/curves.csv, summary.csv, loss.png, loss.svg\n", out);
     }
     for (int i = 0; i < nc; i++) free(c[i].loss);
-    l2l_lstm_free(&net), problem_set_free(&valid), problem_set_free(&test);
+    for (int i = 0; i < nl; i++) l2l_lstm_free(&net[i]);
+    problem_set_free(&valid), problem_set_free(&test);
     return st ? tool_fail("compare", &err) : TOOL_OK;
 }
