@@ -65,7 +65,7 @@ $(BUILD)/l2l: $(TOOL_SRC) $(TOOL_HDRS) $(BUILD)/libl2lplot.a $(BUILD)/libl2l.a
 	$(CC) $(CFLAGS) -Itools $(LDFLAGS) -o $@ $(TOOL_SRC) $(BUILD)/libl2lplot.a $(BUILD)/libl2l.a \
 	    $(PLOT_LIBS) $(LIB_LIBS)
 
-BENCH_SRC = bench/bench.c bench/measure.c
+BENCH_SRC = bench/bench.c bench/measure.c bench/conv.c
 $(BUILD)/l2l-bench: $(BENCH_SRC) bench/bench.h $(BUILD)/libl2lplot.a $(BUILD)/libl2l.a $(LIB_HDRS) $(TOOL_HDRS)
 	$(CC) $(CFLAGS) -Itools $(LDFLAGS) -o $@ $(BENCH_SRC) $(BUILD)/libl2lplot.a $(BUILD)/libl2l.a \
 	    $(PLOT_LIBS) $(LIB_LIBS)

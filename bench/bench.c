@@ -67,7 +67,7 @@ static void print_result(const bench_result *r)
 }
 
 typedef struct {
-    int repeat, quick, no_mnist, blas_threads, sgemm_size;
+    int repeat, quick, no_mnist, blas_threads, sgemm_size, conv;
     int n_threads, threads[MAX_LIST];
     int n_train, n_infer;
     double train_n[MAX_LIST], infer_n[MAX_LIST];
@@ -94,6 +94,10 @@ static const char bench_help[] =
     "  --csv FILE        also write every result as CSV\n"
     "  --plot FILE       also draw throughput against N (.png or .svg)\n"
     "  --quick           a smoke run of a few seconds (small N, 2 repeats, no MNIST)\n"
+    "  --conv            instead: one training step of the paper's conv net (batch 128 of the\n"
+    "                    digits in --data) and its convolutions' FLOP rate beside the sgemm of\n"
+    "                    the same BLAS, in this process, on the first of --threads; ends with a\n"
+    "                    JSON line (bench/bench_conv.py puts PyTorch's step beside it)\n"
     "  --one KIND        one configuration (sgemm, train, infer, mnist) in this process, with\n"
     "                    --n N coordinates and the first of --threads: prints its RESULT line\n"
     "                    (kind n threads seconds rate task_frac peak_mb runs cpu)\n\n"
@@ -271,7 +275,7 @@ static int draw_plot(const char *path, const bench_result *res, int n_res, const
 static int parse_args(int argc, char **argv, bench_opts *o)
 {
     enum { O_REPEAT = 256, O_THREADS, O_TRAIN_N, O_INFER_N, O_DATA, O_NO_MNIST, O_BLAS, O_SGEMM,
-           O_CSV, O_PLOT, O_QUICK, O_ONE, O_N };
+           O_CSV, O_PLOT, O_QUICK, O_ONE, O_N, O_CONV };
     static const struct option opts[] = {
         {"help", no_argument, NULL, 'h'}, {"repeat", required_argument, NULL, O_REPEAT},
         {"threads", required_argument, NULL, O_THREADS}, {"train-n", required_argument, NULL, O_TRAIN_N},
@@ -279,7 +283,8 @@ static int parse_args(int argc, char **argv, bench_opts *o)
         {"no-mnist", no_argument, NULL, O_NO_MNIST}, {"blas-threads", required_argument, NULL, O_BLAS},
         {"sgemm-size", required_argument, NULL, O_SGEMM}, {"csv", required_argument, NULL, O_CSV},
         {"plot", required_argument, NULL, O_PLOT}, {"quick", no_argument, NULL, O_QUICK},
-        {"one", required_argument, NULL, O_ONE}, {"n", required_argument, NULL, O_N}, {0, 0, 0, 0}};
+        {"one", required_argument, NULL, O_ONE}, {"n", required_argument, NULL, O_N},
+        {"conv", no_argument, NULL, O_CONV}, {0, 0, 0, 0}};
     int has_repeat = 0, c, nn;
     double t[MAX_LIST];
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -287,6 +292,7 @@ static int parse_args(int argc, char **argv, bench_opts *o)
         switch (c) {
         case 'h': fputs(bench_help, stdout); return -1;
         case O_QUICK: o->quick = 1; break;
+        case O_CONV: o->conv = 1; break;
         case O_NO_MNIST: o->no_mnist = 1; break;
         case O_DATA: o->data = v; break;
         case O_CSV: o->csv = v; break;
@@ -361,6 +367,7 @@ int main(int argc, char **argv)
     const int parsed = parse_args(argc, argv, &o);
     if (parsed) return parsed < 0 ? 0 : parsed;
     if (o.one_kind) return one(&o);
+    if (o.conv) return bench_conv(o.data, o.threads[0], o.repeat, o.sgemm_size);
     if (!o.no_mnist) {
         char p1[4200], p2[4200];
         struct stat st;

@@ -37,4 +37,9 @@ typedef struct {
 /* Sets the thread counts, runs the job and fills r. An unknown kind is L2L_STATUS_ARG. */
 l2l_status bench_measure(const bench_job *job, bench_result *r, l2l_error *err);
 
+/* l2l-bench --conv (bench/conv.c): the conv net's training step on MNIST from data, its
+ * convolutions' FLOP rate and the BLAS's sgemm beside it; prints a table and a JSON line.
+ * Returns the exit status. */
+int bench_conv(const char *data, int threads, int repeat, int sgemm_size);
+
 #endif

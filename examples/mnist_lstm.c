@@ -142,9 +142,10 @@ static double full_loss(const float *theta, const l2l_dataset *ds, double *accur
 
 static int check_shape(const l2l_dataset *ds, const char *split)
 {
-    if (ds->rows * ds->cols == D && ds->n_classes <= C && ds->n > 0) return 0;
-    fprintf(stderr, "mnist_lstm: the %s images are %dx%d with %d classes; this network expects 28x28 "
-            "digits with at most %d classes\n", split, ds->rows, ds->cols, ds->n_classes, C);
+    if (ds->channels * ds->rows * ds->cols == D && ds->n_classes <= C && ds->n > 0) return 0;
+    fprintf(stderr, "mnist_lstm: the %s images are %dx%dx%d with %d classes; this network expects "
+            "28x28 digits with at most %d classes\n", split, ds->channels, ds->rows, ds->cols,
+            ds->n_classes, C);
     return 1;
 }
 

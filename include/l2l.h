@@ -129,12 +129,15 @@ L2L_API l2l_status l2l_task_batch_create(l2l_task *task, l2l_task *children, int
 
 /* ------------------------------------------------------------------ data */
 
-/* A labelled image data set: n images of rows×cols bytes, labels in [0, n_classes). */
+/* A labelled image data set: n images of channels×rows×cols bytes, labels in
+ * [0, n_classes). An image is channel-major, as CIFAR-10 stores it: all of channel 0's
+ * rows, then channel 1's, ...; MNIST's digits have channels = 1. */
 typedef struct {
     size_t n;
     int rows, cols;
+    int channels;
     int n_classes;
-    uint8_t *images; /* (n, rows*cols) */
+    uint8_t *images; /* (n, channels*rows*cols) */
     uint8_t *labels; /* (n) */
 } l2l_dataset;
 
@@ -146,6 +149,28 @@ L2L_API l2l_status l2l_idx_load(l2l_dataset *ds, const char *images_path,
 L2L_API l2l_status l2l_mnist_load(l2l_dataset *ds, const char *dir, const char *split,
                                   l2l_error *err);
 L2L_API void l2l_dataset_free(l2l_dataset *ds);
+
+/*
+ * CIFAR-10's binary files: records of 1 label byte (0..9) and 3,072 image bytes (32×32
+ * red, then green, then blue, each row-major), channels = 3, n_classes = 10. Every file
+ * must hold a whole number of records, 1 to 10,000 (the official files hold 10,000);
+ * anything else (a truncated record, an empty or oversized file, a label above 9, a path
+ * that is not a regular file) is refused with a message naming the file and the problem.
+ * load_files reads and concatenates n_files files in order; load reads the standard
+ * names in dir: split "train" = data_batch_1.bin .. data_batch_5.bin, "test" =
+ * test_batch.bin.
+ */
+L2L_API l2l_status l2l_cifar10_load_files(l2l_dataset *ds, const char *const *paths, int n_files,
+                                          l2l_error *err);
+L2L_API l2l_status l2l_cifar10_load(l2l_dataset *ds, const char *dir, const char *split,
+                                    l2l_error *err);
+
+/* Keeps only the examples whose label is one of classes[0..k), in their order, and
+ * relabels them with the class's position in the list (classes {3, 5}: 3 -> 0, 5 -> 1);
+ * n_classes becomes k. Refuses (L2L_STATUS_ARG, ds unchanged) k < 1, a repeated class,
+ * a class outside [0, n_classes), and a selection that leaves no example. */
+L2L_API l2l_status l2l_dataset_select_classes(l2l_dataset *ds, const int *classes, int k,
+                                              l2l_error *err);
 
 /* ------------------------------------------------------------- MLP task */
 
@@ -180,6 +205,63 @@ typedef struct {
 
 L2L_API l2l_status l2l_task_mlp_create(l2l_task *task, const l2l_mlp_config *cfg,
                                        const l2l_dataset *data, l2l_error *err);
+
+/* ------------------------------------------------------- conv-net task */
+
+/*
+ * The paper's CIFAR-10 network (section 3.3) on a data set of any image size and channel
+ * count: conv_layers blocks of [conv kernel×kernel, `channels` maps, SAME padding, bias ->
+ * batch norm -> ReLU -> 2×2 max-pooling], then a fully connected layer of fc units with
+ * batch norm and ReLU, then n_classes logits; softmax cross-entropy on a fresh minibatch
+ * of `batch` examples (drawn as the MLP draws them, pool included) for every loss
+ * evaluation, pixels byte/255. Batch norm uses the minibatch's statistics (biased
+ * variance, eps 1e-3) and a learned shift only, no scale. Pooling windows start at 0 and
+ * an odd side keeps its last row or column as a window of its own (SAME pooling:
+ * 28 -> 14 -> 7 -> 4). All weights and biases ~ N(0, init_std²), shifts 0. The exact
+ * definition, theta's layout and each backward's derivation are in src/tasks/conv.c.
+ * The convolutions are l2l's own kernels, on the calling thread; the fully connected
+ * layers' products go through CBLAS, so for the same bytes from the same seed run the
+ * BLAS on one thread (the l2l tool does). One task must not be evaluated by two threads
+ * at once.
+ */
+#define L2L_CONV_MAX_LAYERS 6
+
+typedef struct {
+    int conv_layers; /* 3 */
+    int channels;    /* feature maps per convolution (16) */
+    int kernel;      /* odd kernel side (5) */
+    int fc;          /* units of the fully connected layer (32) */
+    int batch;       /* minibatch (128) */
+    float init_std;  /* 0.01, the authors' code's */
+    int pool;        /* examples per network, 0 = all of the data set (as l2l_mlp_config) */
+} l2l_conv_config;
+
+/* The paper's network: 3 convolutions of 16 5×5 kernels, fc 32, batch 128, init 0.01,
+ * pool 0. */
+L2L_API void l2l_conv_config_default(l2l_conv_config *cfg);
+L2L_API l2l_status l2l_task_conv_create(l2l_task *task, const l2l_conv_config *cfg,
+                                        const l2l_dataset *data, l2l_error *err);
+
+/* One tensor of a conv task's theta: its name (PyTorch's: "conv1.weight", "conv1.bias",
+ * "bn1.bias" (the shift), ..., "fc.weight", "fc.bias", "bn_fc.bias", "out.weight",
+ * "out.bias"), where it lies in theta, and whether it is a convolution kernel. The kernels
+ * come first and are contiguous, so theta splits into the paper's two parameter groups
+ * at one offset: [0, kernels) the convolution kernels, [kernels, N) everything else. */
+typedef struct {
+    char name[24];
+    int is_kernel;
+    size_t offset, count;
+} l2l_conv_tensor;
+
+#define L2L_CONV_MAX_TENSORS (3 * L2L_CONV_MAX_LAYERS + 5)
+
+/* Fills out (room for L2L_CONV_MAX_TENSORS) with the layout of theta for cfg on data's
+ * image shape and classes, in theta's order; *n_tensors and *kernels (may be NULL)
+ * receive the number of tensors and the number of kernel coordinates. Fails as
+ * l2l_task_conv_create does on a bad config or data set. */
+L2L_API l2l_status l2l_conv_tensors(const l2l_conv_config *cfg, const l2l_dataset *data,
+                                    l2l_conv_tensor *out, int *n_tensors, size_t *kernels,
+                                    l2l_error *err);
 
 /* ------------------------------------------------- the learned optimizer */
 

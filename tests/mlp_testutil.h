@@ -4,7 +4,7 @@
 
 #include "testutil.h"
 
-/* n random images of rows x cols bytes with labels in [0, classes). */
+/* n random images of rows x cols bytes (one channel) with labels in [0, classes). */
 static inline void make_dataset(l2l_dataset *ds, size_t n, int rows, int cols, int classes,
                                 uint64_t seed)
 {
@@ -13,6 +13,7 @@ static inline void make_dataset(l2l_dataset *ds, size_t n, int rows, int cols, i
     ds->n = n;
     ds->rows = rows;
     ds->cols = cols;
+    ds->channels = 1;
     ds->n_classes = classes;
     ds->images = l2l_alloc(n * (size_t)rows * cols);
     ds->labels = l2l_alloc(n);

@@ -3,10 +3,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "family.h"
 
-static const opt_choice tasks[] = {{"quadratic", FAMILY_QUADRATIC}, {"mnist", FAMILY_MNIST}, {NULL, 0}};
+static const opt_choice tasks[] = {{"quadratic", FAMILY_QUADRATIC},
+                                   {"mnist", FAMILY_MNIST},
+                                   {"conv", FAMILY_CONV},
+                                   {NULL, 0}};
 static const opt_choice presets[] = {{"paper", 0}, {"deepmind", 1}, {NULL, 0}};
 static const opt_choice activations[] = {{"sigmoid", L2L_ACTIVATION_SIGMOID},
                                          {"relu", L2L_ACTIVATION_RELU},
@@ -51,6 +55,36 @@ static void format_mix(const void *dest, char *buf, size_t n)
     }
 }
 
+/* --classes 0,1,2: distinct class labels 0..255, at least two. */
+static int parse_classes(const char *s, void *dest)
+{
+    family *f = dest;
+    int n = 0, seen[FAMILY_MAX_CLASSES] = {0};
+    for (const char *q = s;;) {
+        char *end;
+        long c = strtol(q, &end, 10);
+        if (end == q || c < 0 || c >= FAMILY_MAX_CLASSES || seen[c] || n == FAMILY_MAX_CLASSES) return -1;
+        seen[c] = 1;
+        f->classes[n++] = (int)c;
+        q = end;
+        if (*q == 0) break;
+        if (*q++ != ',') return -1;
+    }
+    if (n < 2) return -1;
+    f->n_classes = n;
+    return 0;
+}
+
+static void format_classes(const void *dest, char *buf, size_t n)
+{
+    const family *f = dest;
+    buf[0] = 0;
+    for (int i = 0; i < f->n_classes; i++) {
+        size_t len = strlen(buf);
+        snprintf(buf + len, n - len, "%s%d", i ? "," : "", f->classes[i]);
+    }
+}
+
 void family_init(family *f)
 {
     memset(f, 0, sizeof *f);
@@ -67,14 +101,16 @@ void family_init(family *f)
     f->steps = tc.steps;
     f->seed = tc.seed;
     const opt_desc opts[] = {
-        {"task", OPT_CHOICE, &f->task, .choices = tasks, .help = "problem family (default quadratic)",
+        {"task", OPT_CHOICE, &f->task, .choices = tasks,
+         .help = "problem family: random quadratics, an MLP (mnist) or the\n"
+                 "paper's conv net (conv) on --data's images (default quadratic)",
          .key = "task"},
         {"preset", OPT_CHOICE, &f->deepmind, .choices = presets,
          .help = "the paper's settings, or the authors' code's (default paper)", .key = "preset"},
         {"dim", OPT_INT, &f->dim, 1, 4096, .arg = "N", .help = "quadratic dimension (10)", .key = "dim"},
         {"batch", OPT_INT, &f->batch, 1, 1 << 20, .arg = "B",
          .help = "functions per quadratic sample (meta-training and --preset\n"
-                 "deepmind: 128, else 1) / MNIST minibatch (128)",
+                 "deepmind: 128, else 1) / mnist and conv minibatch (128)",
          .key = "batch"},
         {"hidden", OPT_INT, &f->hidden, 1, 4096, .arg = "N", .help = "MNIST network: hidden units (20)",
          .key = "mlp_hidden"},
@@ -83,11 +119,18 @@ void family_init(family *f)
         {"activation", OPT_CHOICE, &f->activation, .choices = activations,
          .help = "MNIST network (sigmoid)", .key = "activation"},
         {"data", OPT_PATH, &f->data, .arg = "DIR", .expect = "a directory",
-         .help = "IDX files for mnist (data/mnist)"},
+         .help = "the images of mnist and conv: MNIST's IDX files or\n"
+                 "CIFAR-10's binary batches, told apart by their names\n"
+                 "(default data/mnist)"},
+        {"classes", OPT_CUSTOM, f, .parse = parse_classes, .format = format_classes, .arg = "LIST",
+         .expect = "at least two distinct class labels 0..255 separated by commas, e.g. 0,1,2,3,4",
+         .help = "mnist, conv: keep only these classes, relabelled 0..k-1\n"
+                 "in the order given (default: all)",
+         .key = "classes"},
         {"pool", OPT_INT, &f->pool, 0, 1 << 30, .arg = "K",
-         .help = "mnist: every network trains on its own K digits drawn from\n"
-                 "the split (default: as many as the test split holds;\n"
-                 "0 = the whole split)",
+         .help = "mnist, conv: every network trains on its own K examples\n"
+                 "drawn from the split (default: as many as the test split\n"
+                 "holds; 0 = the whole split)",
          .key = "pool"},
         {NULL},
     };
@@ -120,6 +163,8 @@ tool_result family_parse(family *f, const opt_command *cmd, const char *title, o
 {
     opt_group groups[] = {{"task", f->opts}, {title, own}, {NULL, f->run_opts}, {NULL, NULL}};
     tool_result r = opts_parse(cmd, groups, argc, argv, NULL, NULL);
+    if (r == TOOL_OK && f->n_classes && f->task == FAMILY_QUADRATIC)
+        return tool_usage(cmd->name, "--classes applies to --task mnist and --task conv");
     if (r == TOOL_OK) tool_threads(f->threads);
     return r;
 }
@@ -127,17 +172,67 @@ tool_result family_parse(family *f, const opt_command *cmd, const char *title, o
 tool_result family_check(family *f, const char *cmd)
 {
     if (f->n_mix && f->task != FAMILY_MNIST) return tool_usage(cmd, "--mix applies to --task mnist");
+    if (f->n_classes && f->task == FAMILY_QUADRATIC)
+        return tool_usage(cmd, "--classes applies to --task mnist and --task conv");
     if (f->meta_batch < f->n_mix) f->meta_batch = f->n_mix; /* one network of each shape */
     return TOOL_OK;
 }
 
 const char *family_task_name(const family *f) { return opts_choice_name(tasks, f->task); }
 
-/* MNIST networks train, by default, on as many digits as the test split holds (a
+/* Whether dir/name exists (of any kind: the reader says what is wrong with it). */
+static int has_file(const char *dir, const char *name)
+{
+    char path[4096];
+    struct stat sb;
+    return snprintf(path, sizeof path, "%s/%s", dir, name) < (int)sizeof path && lstat(path, &sb) == 0;
+}
+
+/* The split ("train" or "t10k") of --data's images, told apart by their file names:
+ * CIFAR-10's data_batch_N.bin and test_batch.bin (the test split), or MNIST's IDX files;
+ * then the classes of --classes. */
+static l2l_status load_images(const family *f, const char *split, l2l_dataset *ds, l2l_error *err)
+{
+    l2l_status st;
+    const int test = strcmp(split, "t10k") == 0;
+    if (has_file(f->data, "data_batch_1.bin") || has_file(f->data, "test_batch.bin")) {
+        st = l2l_cifar10_load(ds, f->data, test ? "test" : "train", err);
+    } else {
+        static const char *const idx[] = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                                          "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"};
+        int found = 0;
+        for (int i = 0; i < 4 && !found; i++) {
+            char gz[64];
+            snprintf(gz, sizeof gz, "%s.gz", idx[i]);
+            found = has_file(f->data, idx[i]) || has_file(f->data, gz);
+        }
+        memset(ds, 0, sizeof *ds);
+        if (!found)
+            return l2l_error_set(err, L2L_STATUS_IO,
+                                 "--data %s holds neither MNIST's IDX files (train-images-idx3-ubyte, "
+                                 "t10k-images-idx3-ubyte and their labels, gzipped or not) nor "
+                                 "CIFAR-10's binary batches (data_batch_1.bin .. data_batch_5.bin, "
+                                 "test_batch.bin); `make data` fetches MNIST to data/mnist, and "
+                                 "cifar-10-binary.tar.gz extracts to cifar-10-batches-bin",
+                                 f->data);
+        st = l2l_mnist_load(ds, f->data, split, err);
+    }
+    if (st || !f->n_classes) return st;
+    if ((st = l2l_dataset_select_classes(ds, f->classes, f->n_classes, err))) {
+        char msg[sizeof err->msg];
+        snprintf(msg, sizeof msg, "%s", err->msg);
+        l2l_dataset_free(ds);
+        return l2l_error_set(err, st, "--classes on the %s split of %s: %s", test ? "test" : "training",
+                             f->data, msg);
+    }
+    return L2L_STATUS_OK;
+}
+
+/* Image networks train, by default, on as many examples as the test split holds (a
  * pool drawn afresh for every network): 100 steps of 128 see a 2,000-digit pool six
  * times over but 8,000 digits not twice, so without this, meta-training and tuning on
  * the training split would prepare for a different network family from the one the
- * test split measures. ds holds the split's digits. */
+ * test split measures. ds holds the split's examples (of the classes kept). */
 static l2l_status default_pool(family *f, const char *split, const l2l_dataset *ds, l2l_error *err)
 {
     if (strcmp(split, "t10k") == 0) {
@@ -145,7 +240,7 @@ static l2l_status default_pool(family *f, const char *split, const l2l_dataset *
         return L2L_STATUS_OK;
     }
     l2l_dataset test;
-    l2l_status st = l2l_mnist_load(&test, f->data, "t10k", err);
+    l2l_status st = load_images(f, "t10k", &test, err);
     if (st) {
         char msg[sizeof err->msg];
         snprintf(msg, sizeof msg, "%s", err->msg);
@@ -165,6 +260,13 @@ static l2l_status optimizee(const family *f, int k, const l2l_dataset *ds, l2l_t
         l2l_quadratic_config qc = {f->dim, f->batch, f->deepmind};
         return l2l_task_quadratic_create(task, &qc, err);
     }
+    if (f->task == FAMILY_CONV) { /* the paper's network: 3 x 16 5x5, fc 32 */
+        l2l_conv_config cc;
+        l2l_conv_config_default(&cc);
+        cc.batch = f->batch;
+        cc.pool = f->pool;
+        return l2l_task_conv_create(task, &cc, ds, err);
+    }
     l2l_mlp_config mc = {f->n_mix ? f->mix_layers[k % f->n_mix] : f->layers,
                          f->n_mix ? f->mix_hidden[k % f->n_mix] : f->hidden,
                          (l2l_activation)f->activation, f->batch, 0.01f, f->pool};
@@ -181,8 +283,8 @@ l2l_status family_problems(family *f, const char *split, int training, problem_s
     if (!opts_given(f->opts, "batch"))
         f->batch = f->task == FAMILY_QUADRATIC && !training && !f->deepmind ? 1 : 128;
     l2l_status st = L2L_STATUS_OK;
-    if (f->task == FAMILY_MNIST) {
-        if ((st = l2l_mnist_load(ds, f->data, split, err))) return st;
+    if (f->task != FAMILY_QUADRATIC) {
+        if ((st = load_images(f, split, ds, err))) return st;
         /* resolved once: the later tasks of a command share it */
         if (!f->pool_known && !opts_given(f->opts, "pool")) st = default_pool(f, split, ds, err);
         f->pool_known = 1;
@@ -208,10 +310,11 @@ void problem_set_free(problem_set *ps)
 }
 
 /* Paper: quadratics without preprocessing, scale 1 (authors' value; the paper gives
- * none); MNIST log/sign with p = 10 and scale 0.1. Authors' code: p = 5, scale 0.01. */
+ * none); MNIST (and CIFAR, the conv net) log/sign with p = 10 and scale 0.1. Authors'
+ * code: p = 5, scale 0.01. */
 l2l_lstm_config family_lstm_config(const family *f)
 {
-    const int mnist = f->task == FAMILY_MNIST;
+    const int mnist = f->task != FAMILY_QUADRATIC;
     l2l_lstm_config c;
     c.layers = 2;
     c.hidden = 20;

@@ -427,6 +427,7 @@ l2l_status l2l_idx_load(l2l_dataset *ds, const char *images_path, const char *la
     ds->n = idims[0];
     ds->rows = (int)idims[1];
     ds->cols = (int)idims[2];
+    ds->channels = 1;
     ds->n_classes = max_label + 1;
     ds->images = images;
     ds->labels = labels;

@@ -1,7 +1,8 @@
 /*
  * The MNIST optimizee of the paper (section 3.2; docs/METHOD.md): a fully connected network
- *   D = rows*cols inputs -> `layers` hidden layers of `hidden` units -> C = n_classes
- * with softmax cross-entropy, on a fresh minibatch for every loss evaluation.
+ *   D = channels*rows*cols inputs -> `layers` hidden layers of `hidden` units -> C = n_classes
+ * with softmax cross-entropy, on a fresh minibatch for every loss evaluation (an image of
+ * several channels is flattened as it is stored, channel after channel).
  *
  * Shapes: B = minibatch, D = inputs, C = classes, N = len(theta). Weight layer l
  * (l = 1..L, L = layers + 1) maps width[l-1] to width[l], with width[0] = D,
@@ -248,11 +249,11 @@ static l2l_status mlp_check(const l2l_mlp_config *cfg, const l2l_dataset *data, 
         return l2l_error_set(err, L2L_STATUS_ARG,
                              "MLP: a pool of %d examples per network, expected 0 (all) or 1..%zu "
                              "(the data set's size)", cfg->pool, data->n);
-    if (data->rows < 1 || data->cols < 1 ||
-        (long long)data->rows * data->cols > MLP_MAX_INPUTS)
+    if (data->rows < 1 || data->cols < 1 || data->channels < 1 ||
+        (long long)data->channels * data->rows * data->cols > MLP_MAX_INPUTS)
         return l2l_error_set(err, L2L_STATUS_ARG,
-                             "MLP: images of %d x %d pixels, expected 1..%d pixels", data->rows,
-                             data->cols, MLP_MAX_INPUTS);
+                             "MLP: images of %d x %d x %d values, expected 1..%d values",
+                             data->channels, data->rows, data->cols, MLP_MAX_INPUTS);
     if (data->n_classes < 2 || data->n_classes > MLP_MAX_CLASSES)
         return l2l_error_set(err, L2L_STATUS_ARG, "MLP: %d classes, expected 2..%d",
                              data->n_classes, MLP_MAX_CLASSES);
@@ -280,7 +281,7 @@ l2l_status l2l_task_mlp_create(l2l_task *task, const l2l_mlp_config *cfg,
     c->B = cfg->batch;
     c->init_std = cfg->init_std;
     c->pool = cfg->pool;
-    c->width[0] = data->rows * data->cols;
+    c->width[0] = data->channels * data->rows * data->cols;
     for (int l = 1; l < c->L; l++) c->width[l] = cfg->hidden;
     c->width[c->L] = data->n_classes;
 
@@ -308,7 +309,7 @@ l2l_status l2l_task_mlp_create(l2l_task *task, const l2l_mlp_config *cfg,
         return l2l_error_set(err, L2L_STATUS_NOMEM,
                              "MLP: cannot allocate the work buffers for a minibatch of %d with "
                              "%d inputs and layers of %d units; reduce batch or hidden",
-                             cfg->batch, data->rows * data->cols, cfg->hidden);
+                             cfg->batch, c->width[0], cfg->hidden);
     }
 
     task->n = c->n;
