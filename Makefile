@@ -34,7 +34,18 @@ EX_SRC    = $(wildcard examples/*.c)
 EX_BIN    = $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
 BENCH_BIN = $(BUILD)/l2l-bench $(BUILD)/metagrad_check
 
-.PHONY: all deps data test test-unit test-python test-asan fuzz fuzz-build demo bench experiments install clean
+# MPI (docs/DISTRIBUTED.md): the tool shares `l2l train` among the processes of an MPI job
+# through Open MPI when its pkg-config file is there (scripts/setup.sh installs it), and
+# $(BUILD)/l2l-pingpong measures MPI's latency and bandwidth. MPI=0 builds a tool that
+# runs as one process. The library never links MPI.
+MPI ?= $(shell pkg-config --exists ompi-c 2>/dev/null && echo 1 || echo 0)
+ifeq ($(MPI),1)
+MPI_CFLAGS = -DL2L_WITH_MPI $(shell pkg-config --cflags ompi-c)
+MPI_LIBS   = $(shell pkg-config --libs ompi-c)
+BENCH_BIN += $(BUILD)/l2l-pingpong
+endif
+
+.PHONY: all deps data test test-unit test-python test-asan fuzz fuzz-build demo bench bench-mpi experiments install clean
 all: $(BUILD)/libl2l.a $(BUILD)/libl2l.so $(BUILD)/l2l $(TEST_BIN) $(EX_BIN) $(BENCH_BIN)
 
 deps:
@@ -62,8 +73,11 @@ $(BUILD)/libl2lplot.a: $(PLOT_OBJ)
 	ar rcs $@ $^
 
 $(BUILD)/l2l: $(TOOL_SRC) $(TOOL_HDRS) $(BUILD)/libl2lplot.a $(BUILD)/libl2l.a
-	$(CC) $(CFLAGS) -Itools $(LDFLAGS) -o $@ $(TOOL_SRC) $(BUILD)/libl2lplot.a $(BUILD)/libl2l.a \
-	    $(PLOT_LIBS) $(LIB_LIBS)
+	$(CC) $(CFLAGS) -Itools $(MPI_CFLAGS) $(LDFLAGS) -o $@ $(TOOL_SRC) $(BUILD)/libl2lplot.a $(BUILD)/libl2l.a \
+	    $(PLOT_LIBS) $(LIB_LIBS) $(MPI_LIBS)
+
+$(BUILD)/l2l-pingpong: bench/pingpong.c
+	$(CC) $(CFLAGS) $(MPI_CFLAGS) $(LDFLAGS) -o $@ $< $(MPI_LIBS)
 
 BENCH_SRC = bench/bench.c bench/measure.c bench/conv.c
 $(BUILD)/l2l-bench: $(BENCH_SRC) bench/bench.h $(BUILD)/libl2lplot.a $(BUILD)/libl2l.a $(LIB_HDRS) $(TOOL_HDRS)
@@ -141,6 +155,12 @@ demo: data
 bench: data
 	@$(MAKE) --no-print-directory all
 	@scripts/bench.sh $(BUILD)
+
+# MNIST meta-training on 1 and 2 processes and threads, and MPI's latency and bandwidth
+# (docs/DISTRIBUTED.md).
+bench-mpi: data
+	@$(MAKE) --no-print-directory all
+	@scripts/bench_mpi.sh $(BUILD)
 
 experiments: data
 	@$(MAKE) --no-print-directory all

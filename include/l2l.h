@@ -441,6 +441,29 @@ typedef enum {
     L2L_ESTIMATOR_PES
 } l2l_estimator;
 
+/*
+ * Several processes (docs/DISTRIBUTED.md). Meta-training divides the optimizees of a
+ * meta-batch, the particles of ES and PES and the validation problems among `size`
+ * processes, and every meta-update combines their contributions in one fixed order, so
+ * that every process ends with the same phi and the bytes do not depend on the number
+ * of processes. The library knows no MPI: the caller passes these two collective
+ * operations, which every process calls in the same order (the l2l tool's, over MPI,
+ * are tools/comm_mpi.c). Every process must compute like the others (the same build of
+ * l2l on the same kind of machine); meta-training checks that phi agrees after every
+ * epoch.
+ */
+typedef struct l2l_comm {
+    int rank, size; /* this process, 0 .. size - 1, of size */
+    void *ctx;
+    /* In place: buf holds first[size] records of `bytes` bytes each, process r's being
+     * records first[r] .. first[r + 1] - 1 (first has size + 1 entries, first[0] = 0,
+     * nondecreasing). This process's records are filled in; on return every process's
+     * are, on every process (MPI_Allgatherv). */
+    l2l_status (*allgather)(void *ctx, void *buf, size_t bytes, const int *first, l2l_error *err);
+    /* buf (bytes) from process root to every other (MPI_Bcast). */
+    l2l_status (*broadcast)(void *ctx, void *buf, size_t bytes, int root, l2l_error *err);
+} l2l_comm;
+
 typedef struct {
     int epochs;       /* fresh optimizees */
     int steps;        /* steps per optimizee (100) */
@@ -458,6 +481,7 @@ typedef struct {
         float sigma;
     } es;                 /* L2L_ESTIMATOR_ES and _PES: antithetic pairs, perturbation scale */
     l2l_opt_spec teacher; /* L2L_ESTIMATOR_IMITATE: a hand-written kind and its lr */
+    const l2l_comm *comm; /* the processes that share the work; NULL: this one alone */
 } l2l_train_config;
 
 typedef struct {
@@ -484,7 +508,14 @@ L2L_API void l2l_train_config_default(l2l_train_config *cfg);
  * A loss that becomes non-finite, or an epoch's training loss above
  * L2L_DIVERGENCE_FACTOR times the first epoch's (for the first epoch: times the starting
  * phi's validation score, if validating), stops it with L2L_STATUS_NUMERIC (diverged);
- * phi is then the best validated phi so far. */
+ * phi is then the best validated phi so far.
+ * A batch task (l2l_task_batch_create) is the meta-batch: each of its B problems runs as
+ * an optimizee of its own, from a random stream of its own drawn from the training
+ * stream, and a meta-update averages their meta-gradients; validation runs the whole
+ * batch. With cfg->comm, every process calls this with the same arguments (each with
+ * its own task and net) and gets the same status, message and phi; the callback runs on
+ * every process after every epoch, and training stops after an epoch in which any
+ * process's callback asked it to. */
 #define L2L_DIVERGENCE_FACTOR 1e6
 L2L_API l2l_status l2l_meta_train(l2l_lstm *net, l2l_task *task, const l2l_train_config *cfg,
                                   l2l_train_callback cb, void *cb_ctx, l2l_error *err);

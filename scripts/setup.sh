@@ -3,10 +3,11 @@
 # As root it runs apt-get; otherwise it prints the exact command and fails.
 set -eu
 # clang, libclang-rt-14-dev and libomp-14-dev: the libFuzzer harnesses; python3-*: the Python binding
-# and its tests (Debian's /usr/bin/python3).
+# and its tests (Debian's /usr/bin/python3); openmpi-bin and libopenmpi-dev: `l2l train` on several
+# processes (docs/DISTRIBUTED.md) and its tests.
 pkgs="pkg-config libopenblas-dev libjansson-dev zlib1g-dev libcmocka-dev libplplot-dev
 plplot-driver-cairo clang libclang-rt-14-dev libomp-14-dev python3-numpy python3-torch python3-pytest
-python3-setuptools python3-pip"
+python3-setuptools python3-pip openmpi-bin libopenmpi-dev"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -421,13 +421,13 @@ static void test_evolution_strategies(void **state)
     l2l_lstm_config lc = {0, 0, L2L_PREPROC_NONE, 10, 0.1f};
     assert_int_equal(l2l_lstm_create(&net, &lc, &err), L2L_STATUS_OK);
     net.phi[0] = -0.5f, net.phi[1] = 0.05f;
-    l2l_rng rng, mb, noise;
-    l2l_rng_seed(&rng, 6, 0);
+    enum { STEPS = 5, PAIRS = 4000, EPOCH_SEED = 6 };
+    /* the optimizee and minibatches the estimator draws for the epoch of EPOCH_SEED */
+    l2l_rng mb, noise;
     float theta0[3];
-    task.sample(task.ctx, &rng, theta0);
-    l2l_rng_seed(&mb, 7, 0);
+    l2l_meta_child_rng(EPOCH_SEED, 0, &mb);
+    task.sample(task.ctx, &mb, theta0);
     l2l_rng_seed(&noise, 8, 0);
-    enum { STEPS = 5, PAIRS = 4000 };
     double fd[2];
     for (int i = 0; i < 2; i++) {
         const float h = 1e-3f, saved = net.phi[i];
@@ -441,16 +441,24 @@ static void test_evolution_strategies(void **state)
     l2l_train_config ec; /* the estimator as meta-training creates it */
     l2l_train_config_default(&ec);
     ec.steps = STEPS, ec.estimator = L2L_ESTIMATOR_ES, ec.es.pairs = PAIRS, ec.es.sigma = 1e-3f;
+    const l2l_meta_batch batch = {&task, 1, &l2l_comm_one};
     l2l_es es = {0};
-    assert_int_equal(l2l_estimator_es.create(&es, &net, &task, &ec, &err), L2L_STATUS_OK);
-    es.pt.noise = noise;
-    EXPECT_CLOSE(l2l_es_rollout(&es, &net, theta0, mb, NULL), run_loss(&net, &task, theta0, mb, STEPS),
-                 1e-9, 1e-6, "rollout meta-loss");
-    float g[2];
-    double mean_f;
-    assert_int_equal(l2l_es_gradient(&es, &net, theta0, mb, g, &mean_f), PAIRS);
+    assert_int_equal(l2l_estimator_es.create(&es, &net, &batch, &ec, &err), L2L_STATUS_OK);
+    *l2l_estimator_es.stream(&es) = noise;
+    double curve[STEPS], L = 0;
+    l2l_es_rollout(&es, &net, &task, theta0, mb, curve);
+    for (int t = 0; t < STEPS; t++) L += curve[t];
+    EXPECT_CLOSE(L, run_loss(&net, &task, theta0, mb, STEPS), 1e-9, 1e-6, "rollout meta-loss");
+    float g[2] = {0, 0};
+    double loss = 0;
+    l2l_estimator_es.begin_epoch(&es, EPOCH_SEED);
+    assert_int_equal(l2l_estimator_es.gradient(&es, &net, 0, g, &loss, &err), L2L_STATUS_OK);
+    for (int u = 0; u < 2 * PAIRS; u++) /* every pair was used: no run diverged */
+        for (int t = 0; t < STEPS; t++)
+            if (!isfinite(((const double *)l2l_share_at(&es.curves, u))[t])) fail_msg("run %d diverged", u);
     /* sigma is small: the perturbed runs' mean loss is phi's own */
-    EXPECT_CLOSE(mean_f, run_loss(&net, &task, theta0, mb, STEPS) / STEPS, 0, 1e-3, "mean f of the ES runs");
+    EXPECT_CLOSE(loss / STEPS, run_loss(&net, &task, theta0, mb, STEPS) / STEPS, 0, 1e-3,
+                 "mean f of the ES runs");
     /* the estimate's relative standard error is about sqrt((P + 1) / PAIRS) = 2.7 % */
     double num = 0, den = 0;
     for (int i = 0; i < 2; i++) num += (g[i] - fd[i]) * (g[i] - fd[i]), den += fd[i] * fd[i];

@@ -50,11 +50,11 @@ static void whole_run(const l2l_estimator_ops *ops, void *est, const l2l_lstm *n
     float dphi[2];
     double loss = 0;
     l2l_error err;
-    ops->begin_epoch(est, rng);
+    ops->begin_epoch(est, l2l_rng_u64(rng));
     g[0] = g[1] = 0;
     for (int k = 0; k < ops->updates_per_epoch(&(l2l_train_config){.steps = STEPS, .unroll = UNROLL}); k++) {
         memset(dphi, 0, sizeof dphi);
-        if (ops->gradient(est, net, k, rng, dphi, &loss, &err)) fail_msg("%s: %s", ops->name, err.msg);
+        if (ops->gradient(est, net, k, dphi, &loss, &err)) fail_msg("%s: %s", ops->name, err.msg);
         g[0] += dphi[0], g[1] += dphi[1];
     }
 }
@@ -79,10 +79,11 @@ static void test_pes_unbiased(void **state)
     cfg.steps = STEPS, cfg.unroll = UNROLL, cfg.es.pairs = 1, cfg.es.sigma = 0.01f, cfg.seed = 7;
     l2l_rng rng;
     l2l_rng_seed(&rng, 7, L2L_STREAM_TRAIN);
+    const l2l_meta_batch mb = {&task, 1, &l2l_comm_one};
 
     /* PES: SAMPLES independent whole-run estimates (fresh perturbations every run). */
     void *pes = test_calloc(1, l2l_estimator_pes.size);
-    assert_int_equal(l2l_estimator_pes.create(pes, &net, &task, &cfg, &err), L2L_STATUS_OK);
+    assert_int_equal(l2l_estimator_pes.create(pes, &net, &mb, &cfg, &err), L2L_STATUS_OK);
     double sum[2] = {0, 0}, sum2[2] = {0, 0};
     for (int s = 0; s < SAMPLES; s++) {
         double g[2];
@@ -94,7 +95,7 @@ static void test_pes_unbiased(void **state)
 
     /* Truncated backpropagation: deterministic here. */
     void *tb = test_calloc(1, l2l_estimator_tbptt.size);
-    assert_int_equal(l2l_estimator_tbptt.create(tb, &net, &task, &cfg, &err), L2L_STATUS_OK);
+    assert_int_equal(l2l_estimator_tbptt.create(tb, &net, &mb, &cfg, &err), L2L_STATUS_OK);
     double tbptt[2];
     whole_run(&l2l_estimator_tbptt, tb, &net, &rng, tbptt);
     l2l_estimator_tbptt.free(tb);
@@ -146,14 +147,13 @@ static void test_pes_one_truncation_is_es(void **state)
     const l2l_estimator_ops *ops[2] = {&l2l_estimator_pes, &l2l_estimator_es};
     float *out[2] = {g_pes, g_es};
     double loss[2] = {0, 0};
+    const l2l_meta_batch mb = {&task, 1, &l2l_comm_one};
     for (int e = 0; e < 2; e++) {
         void *est = test_calloc(1, ops[e]->size);
-        assert_int_equal(ops[e]->create(est, &net, &task, &cfg, &err), L2L_STATUS_OK);
-        l2l_rng rng;
-        l2l_rng_seed(&rng, 5, L2L_STREAM_TRAIN);
-        ops[e]->begin_epoch(est, &rng);
+        assert_int_equal(ops[e]->create(est, &net, &mb, &cfg, &err), L2L_STATUS_OK);
+        ops[e]->begin_epoch(est, 5);
         memset(out[e], 0, net.n_params * sizeof(float));
-        assert_int_equal(ops[e]->gradient(est, &net, 0, &rng, out[e], &loss[e], &err), L2L_STATUS_OK);
+        assert_int_equal(ops[e]->gradient(est, &net, 0, out[e], &loss[e], &err), L2L_STATUS_OK);
         ops[e]->free(est);
         test_free(est);
     }

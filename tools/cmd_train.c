@@ -6,7 +6,11 @@
  * it, and 'l2l train --resume STATE' continues to the same bytes. The log is written to
  * LOG.part, whose length each state records, and becomes LOG at the end. --out is
  * replaced only by a finished run's result: a failed or diverged run's best phi goes to
- * the stem + ".failed.safetensors". */
+ * the stem + ".failed.safetensors".
+ *
+ * Under mpirun every process runs this command and meta-training shares its work among
+ * them (tools/comm.h, docs/DISTRIBUTED.md); process 0 alone writes the log, the states
+ * and the checkpoints, and reports. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <math.h>
@@ -18,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "comm.h"
 #include "commands.h"
 #include "family.h"
 #include "io/atomic.h"
@@ -126,7 +131,7 @@ static void format_estimator(const void *dest, char *buf, size_t n)
 }
 
 static volatile sig_atomic_t interrupted;
-static void on_signal(int sig) { (void)sig, interrupted = 1; }
+static void on_signal(int sig) { interrupted = 1, tool_comm_signalled(sig); }
 
 enum { MAX_CURRICULUM = 8 };
 
@@ -196,6 +201,7 @@ typedef struct {
     int argc;
     char **argv;
     int state_warned, saved_epoch;
+    int rank;      /* this process of an MPI job: process 0 alone writes the log and the files */
     char cwd[256]; /* where the run started, for a resume from elsewhere ("" if too long) */
     l2l_status log_status;
     l2l_train_progress last;
@@ -262,7 +268,8 @@ static int train_progress(const l2l_train_progress *p, void *vctx)
     if (fflush(c->log) != 0) c->log_status = L2L_STATUS_IO;
     const int due = (c->save_every > 0 && epoch % c->save_every == 0) ||
                     (c->save_seconds > 0 && p->seconds - c->last_save >= c->save_seconds);
-    if (p->epoch < c->stage_epochs && (due || interrupted)) save_state(c, p);
+    const int stop = tool_comm_any(interrupted); /* a signal to any process stops them all */
+    if (c->rank == 0 && p->epoch < c->stage_epochs && (due || stop)) save_state(c, p);
     if (c->tty) {
         char eta[32];
         fmt_duration(eta, sizeof eta, p->seconds / p->epoch * (c->stage_epochs - p->epoch));
@@ -272,7 +279,7 @@ static int train_progress(const l2l_train_progress *p, void *vctx)
                 p->best_valid, best, c->warm && c->stage == 0 ? "warm start" : "stage", c->stage + 1, eta);
         if (epoch == c->epochs) fputc('\n', stderr);
     }
-    return interrupted || c->log_status;
+    return stop || c->log_status;
 }
 
 /* The checkpoint's metadata: every option that has a key, at its resolved value, then
@@ -628,11 +635,11 @@ tool_result cmd_train(int argc, char **argv)
 
     const int warm = a.warm.epochs > 0, n = n_stages(&a);
     train_ctx tc = {.logpart = logpart, .state = statepath, .warm = warm, .epochs = a.warm.epochs + a.cfg.epochs,
-                    .prev_best = prev_best, .prev_seconds = prev_seconds, .tty = isatty(2),
+                    .prev_best = prev_best, .prev_seconds = prev_seconds, .tty = isatty(2) && tool_comm_rank() == 0,
                     .save_every = a.save_every, .save_seconds = 60.0 * a.save_minutes,
-                    .last_save = from.seconds, .argc = run_argc, .argv = run_argv};
+                    .last_save = from.seconds, .argc = run_argc, .argv = run_argv, .rank = tool_comm_rank()};
     if (!getcwd(tc.cwd, sizeof tc.cwd)) tc.cwd[0] = 0;
-    tc.log = open_log(logpart, log_bytes);
+    tc.log = tc.rank ? fopen("/dev/null", "w") : open_log(logpart, log_bytes);
     if (!tc.log) {
         fprintf(stderr, "l2l train: error: cannot %s the log '%s': %s\n", a.resume ? "reopen" : "create",
                 logpart, strerror(errno));
@@ -640,14 +647,25 @@ tool_result cmd_train(int argc, char **argv)
         return TOOL_FAILED;
     }
     if (!a.resume) fprintf(tc.log, "epoch,train_loss,grad_norm,valid_loss,best_valid,best_epoch,seconds\n");
+    if (tool_comm_join()) { /* another process of the job could not set up; it said why */
+        fclose(tc.log);
+        if (tc.rank == 0 && !a.resume) remove(logpart);
+        l2l_train_state_free(&from), l2l_lstm_free(&net), problem_set_free(&ps);
+        return TOOL_FAILED;
+    }
+    a.cfg.comm = tool_comm();
     char warm_desc[64] = "", unrolls[128];
     if (warm) format_warm_start(&a.warm, warm_desc, sizeof warm_desc);
     if (a.curr.n) format_curriculum(&a.curr, unrolls, sizeof unrolls);
     else snprintf(unrolls, sizeof unrolls, "%d", a.cfg.unroll);
-    fprintf(stderr, "l2l train: %s, %zu coordinates, LSTM %dx%d (%zu weights), %s%s%s%d epochs x %d steps "
-            "(unroll %s)%s\n", ps.task.name, ps.task.n, a.lc.layers, a.lc.hidden, net.n_params,
-            warm ? "a warm start imitating " : "", warm_desc, warm ? " epochs, then " : "", a.cfg.epochs,
-            a.cfg.steps, unrolls, a.resume ? ", resumed" : "");
+    if (tc.rank == 0 && tool_comm_size() > 1)
+        fprintf(stderr, "l2l train: %d processes share the work (MPI)\n", tool_comm_size());
+    if (tc.rank == 0)
+        fprintf(stderr, "l2l train: %s, %zu coordinates, LSTM %dx%d (%zu weights), %s%s%s%d epochs x %d steps "
+                "(unroll %s)%s\n", ps.task.name, ps.task.n, a.lc.layers, a.lc.hidden, net.n_params,
+                warm ? "a warm start imitating " : "", warm_desc, warm ? " epochs, then " : "", a.cfg.epochs,
+                a.cfg.steps, unrolls, a.resume ? ", resumed" : "");
+    tool_comm_state(statepath);
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     const l2l_train_state *resumed = a.resume ? &from : NULL;
@@ -662,13 +680,18 @@ tool_result cmd_train(int argc, char **argv)
         if (warm && stage == 0) { /* the warm start's best phi, apart */
             l2l_kv wmeta[L2L_MAX_META - 9];
             int nw = train_metadata(a.groups, &ps.task, &tc, "warm start", wmeta, L2L_MAX_META - 9);
-            if ((st = l2l_checkpoint_save(warmpath, &net, wmeta, nw, &err))) break;
-            fprintf(stderr, "%sl2l train: the warm start's best phi (epoch %d, validation %.4g) is in %s\n",
-                    tc.tty ? "\n" : "", tc.prev_best, tc.last.best_valid, warmpath);
+            if (tc.rank == 0) st = l2l_checkpoint_save(warmpath, &net, wmeta, nw, &err);
+            if (tool_comm_any(st != L2L_STATUS_OK)) { /* every process stops if process 0 could not save */
+                if (!st) st = l2l_error_set(&err, L2L_STATUS_IO, "process 0 could not save %s", warmpath);
+                break;
+            }
+            if (tc.rank == 0)
+                fprintf(stderr, "%sl2l train: the warm start's best phi (epoch %d, validation %.4g) is in %s\n",
+                        tc.tty ? "\n" : "", tc.prev_best, tc.last.best_valid, warmpath);
         }
     }
     l2l_train_state_free(&from);
-    if (fclose(tc.log) != 0 || tc.log_status) {
+    if ((fclose(tc.log) != 0 || tc.log_status) && tc.rank == 0) {
         fprintf(stderr, "l2l train: error: the log '%s' could not be written completely\n", logpart);
         if (!st) st = L2L_STATUS_IO, snprintf(err.msg, sizeof err.msg, "the log could not be written");
     }
@@ -680,7 +703,9 @@ tool_result cmd_train(int argc, char **argv)
     const char *how = st == L2L_STATUS_NUMERIC ? "diverged" : st ? "error" : finished ? "yes" : "interrupted";
     int nm = train_metadata(a.groups, &ps.task, &tc, how, meta, L2L_MAX_META - 9);
     l2l_error serr = {0};
-    if (finished) { /* the checkpoint, the log, no state left */
+    if (tc.rank != 0) /* every process has the same outcome; process 0 writes and reports it */
+        r = finished ? TOOL_OK : st == L2L_STATUS_NUMERIC ? TOOL_DIVERGED : TOOL_FAILED;
+    else if (finished) { /* the checkpoint, the log, no state left */
         r = TOOL_OK;
         /* In this order, a kill leaves either the state (resume redoes the end) or the
          * finished checkpoint; between the last two steps, only LOG.part is left over. */

@@ -1,5 +1,7 @@
 /* l2l: the command-line tool, a thin layer over libl2l; one file per subcommand
- * (tools/cmd_*.c) over the option parser of tools/opts.c.
+ * (tools/cmd_*.c) over the option parser of tools/opts.c. Started by mpirun, every
+ * process runs the same subcommand, and 'l2l train' shares its work among them
+ * (tools/comm_mpi.c).
  *
  * Only main() turns a subcommand's result into an exit code: 0 success, 1 runtime
  * failure, 2 bad usage, 3 diverged. */
@@ -10,6 +12,7 @@
 #endif
 #include <cblas.h>
 
+#include "comm.h"
 #include "commands.h"
 
 static const struct {
@@ -43,26 +46,39 @@ static void help(FILE *f)
         fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
 }
 
-int main(int argc, char **argv)
+/* The subcommand named by argv[1], on one process or on every process of an MPI job. */
+static tool_result run(int argc, char **argv)
 {
-    static const int exit_code[] = {[TOOL_OK] = 0, [TOOL_FAILED] = 1, [TOOL_USAGE] = 2, [TOOL_HELP] = 0,
-                                  [TOOL_DIVERGED] = 3};
     if (argc < 2) {
         help(stderr);
-        return exit_code[TOOL_USAGE];
+        return TOOL_USAGE;
     }
     const char *cmd = argv[1];
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
         help(stdout);
-        return exit_code[TOOL_OK];
+        return TOOL_OK;
+    }
+    if (tool_comm_size() > 1 && strcmp(cmd, "train") != 0) {
+        if (tool_comm_rank() == 0)
+            fprintf(stderr, "l2l %s: runs on one process; only 'l2l train' shares its work among the %d "
+                    "processes of an MPI job (run it without mpirun)\n", cmd, tool_comm_size());
+        return TOOL_USAGE;
     }
     /* The threads are l2l's own (OpenMP, --threads). BLAS runs on one: the MLP's products
      * are small (128 x 784 x 20), and OpenBLAS's threaded sgemm rounds differently with
      * its thread count, which would make MNIST results depend on --threads. */
     openblas_set_num_threads(1);
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
-        if (!strcmp(cmd, commands[i].name)) return exit_code[commands[i].run(argc - 1, argv + 1)];
+        if (!strcmp(cmd, commands[i].name)) return commands[i].run(argc - 1, argv + 1);
     fprintf(stderr, "l2l: unknown command '%s'\n", cmd);
     help(stderr);
-    return exit_code[TOOL_USAGE];
+    return TOOL_USAGE;
+}
+
+int main(int argc, char **argv)
+{
+    static const int exit_code[] = {[TOOL_OK] = 0, [TOOL_FAILED] = 1, [TOOL_USAGE] = 2, [TOOL_HELP] = 0,
+                                  [TOOL_DIVERGED] = 3};
+    if (tool_comm_start(&argc, &argv) != 0) return exit_code[TOOL_FAILED];
+    return exit_code[tool_comm_end(run(argc, argv))];
 }

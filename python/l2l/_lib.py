@@ -115,6 +115,7 @@ class TrainConfig(ctypes.Structure):
         ("estimator", ctypes.c_int),
         ("es", _EsConfig),
         ("teacher", OptSpec),
+        ("comm", ctypes.c_void_p),  # const l2l_comm *: NULL, one process
     ]
 
 

@@ -72,6 +72,7 @@ typedef struct {
     float *ws;         /* (n_threads, ws_floats) per-thread tile caches */
     size_t ws_floats;
     float *wlog;       /* (T) log objective: the weights w_t / f(theta_t) */
+    double *f;         /* (T+1) the losses, when l2l_unroll_run's caller keeps none */
     float *imit;       /* (T, N) with a teacher: the imitation term's adjoint of update_t */
 } l2l_unroll;
 
@@ -82,9 +83,21 @@ void l2l_unroll_free(l2l_unroll *u);
  * on in place, with the minibatch stream rng, and accumulates into dphi (n_params) the
  * gradient of the meta-loss sum_{t=1..T} w_t f(theta_t) (plus the imitation term) with
  * second derivatives dropped (d grad_t / d phi = 0). weights (T) may be NULL (all ones).
- * losses (T+1, may be NULL) receives f(theta_0..theta_T). */
+ * losses (T+1, may be NULL) receives f(theta_0..theta_T). It is l2l_unroll_forward, the
+ * log objective's weights w_t / f(theta_t), then l2l_unroll_backward. */
 l2l_status l2l_unroll_run(l2l_unroll *u, const l2l_lstm *net, l2l_task *task, float *theta,
                           l2l_lstm_state *state, const float *weights, l2l_rng *rng,
                           float *dphi, double *losses, l2l_error *err);
+/* The two halves, for a caller that weighs the steps only once the losses are known (a
+ * meta-batch whose optimizees run on several processes, src/meta/tbptt.c). The forward
+ * runs the T steps, keeps what the backward needs and writes f(theta_0..theta_T) to
+ * losses (T+1); it fails if a loss or gradient is not finite. The backward accumulates
+ * into dphi the gradient of sum_t weights[t-1] f(theta_t) (weights NULL: all ones; the
+ * objective is not applied here), the optimizee's gradients scaled by grad_scale, plus
+ * the imitation term, through the last forward. */
+l2l_status l2l_unroll_forward(l2l_unroll *u, const l2l_lstm *net, l2l_task *task, float *theta,
+                              l2l_lstm_state *state, l2l_rng *rng, double *losses, l2l_error *err);
+l2l_status l2l_unroll_backward(l2l_unroll *u, const l2l_lstm *net, float grad_scale,
+                               const float *weights, float *dphi, l2l_error *err);
 
 #endif

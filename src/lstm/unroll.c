@@ -89,8 +89,9 @@ l2l_status l2l_unroll_create(l2l_unroll *u, const l2l_lstm *net, size_t n,
     u->dphi_chunk = l2l_alloc(u->n_chunks * u->n_params * sizeof(float));
     u->ws = l2l_alloc((size_t)u->n_threads * u->ws_floats * sizeof(float));
     u->wlog = l2l_alloc((size_t)T * sizeof(float));
+    u->f = l2l_alloc((size_t)(T + 1) * sizeof(double));
     if (cfg->teacher) u->imit = l2l_alloc((size_t)T * n * sizeof(float));
-    if (!u->x || !u->grad || !u->h0 || !u->c0 || !u->update || !u->dphi_chunk || !u->ws || !u->wlog ||
+    if (!u->x || !u->grad || !u->h0 || !u->c0 || !u->update || !u->dphi_chunk || !u->ws || !u->wlog || !u->f ||
         (cfg->teacher && !u->imit)) {
         l2l_unroll_free(u);
         return l2l_error_set(err, L2L_STATUS_NOMEM,
@@ -110,6 +111,7 @@ void l2l_unroll_free(l2l_unroll *u)
     l2l_free(u->dphi_chunk);
     l2l_free(u->ws);
     l2l_free(u->wlog);
+    l2l_free(u->f);
     l2l_free(u->imit);
     memset(u, 0, sizeof *u);
 }
@@ -336,15 +338,13 @@ static int all_finite(const float *v, size_t n)
     return ok;
 }
 
-l2l_status l2l_unroll_run(l2l_unroll *u, const l2l_lstm *net, l2l_task *task, float *theta,
-                          l2l_lstm_state *state, const float *weights, l2l_rng *rng, float *dphi,
-                          double *losses, l2l_error *err)
+l2l_status l2l_unroll_forward(l2l_unroll *u, const l2l_lstm *net, l2l_task *task, float *theta,
+                              l2l_lstm_state *state, l2l_rng *rng, double *losses, l2l_error *err)
 {
     const size_t N = u->n;
     const int T = u->cfg.T, D = u->D;
-    const int log_loss = u->cfg.objective == L2L_OBJECTIVE_LOG;
     const l2l_teacher_fn teacher = u->cfg.teacher;
-    L2L_ASSERT(task->n == N && state->n == N && net->n_params == u->n_params);
+    L2L_ASSERT(task->n == N && state->n == N && net->n_params == u->n_params && losses);
     L2L_ASSERT(net->cfg.layers == u->L && net->cfg.hidden == u->H);
     const size_t hn = (size_t)u->L * u->H * N;
     memcpy(u->h0, state->h, hn * sizeof(float));
@@ -353,24 +353,16 @@ l2l_status l2l_unroll_run(l2l_unroll *u, const l2l_lstm *net, l2l_task *task, fl
     for (int t = 0; t <= T; t++) {
         float *g = u->grad + (size_t)t * N;
         double loss = task->loss_grad(task->ctx, theta, g, rng);
-        if (losses) losses[t] = loss;
+        losses[t] = loss;
         if (!isfinite(loss) || !all_finite(g, N))
             return l2l_error_set(err, L2L_STATUS_NUMERIC,
                                  "the optimizee's %s became non-finite at step %d of the unroll "
                                  "(loss %g); the optimizer diverged",
                                  isfinite(loss) ? "gradient" : "loss", t, loss);
-        float *x = u->x + (size_t)t * D * N;
-        if (t < T) { /* the optimizer's input and the teacher's, g as it is */
-            l2l_preprocess(&net->cfg, N, g, x);
-            if (teacher) teacher(u->cfg.teacher_ctx, g, u->imit + (size_t)t * N);
-        }
-        if (t > 0 && log_loss) { /* d log f / d theta = grad f / f: weight w_t / f_t */
-            if (!(loss > 0))
-                return l2l_error_set(err, L2L_STATUS_ARG, "the log meta-loss needs positive losses, "
-                                     "got %g at step %d", loss, t);
-            u->wlog[t - 1] = (float)((weights ? weights[t - 1] : 1.0) / loss);
-        }
         if (t == T) break;
+        float *x = u->x + (size_t)t * D * N;
+        l2l_preprocess(&net->cfg, N, g, x); /* the optimizer's input and the teacher's, g as it is */
+        if (teacher) teacher(u->cfg.teacher_ctx, g, u->imit + (size_t)t * N);
         l2l_lstm_forward(net, state, x, u->update);
         if (teacher) { /* target_t -> d/d update_t of 1/N ||update_t - target_t||² */
             float *im = u->imit + (size_t)t * N;
@@ -379,15 +371,21 @@ l2l_status l2l_unroll_run(l2l_unroll *u, const l2l_lstm *net, l2l_task *task, fl
         }
         for (size_t i = 0; i < N; i++) theta[i] += u->update[i];
     }
+    return L2L_STATUS_OK;
+}
 
+l2l_status l2l_unroll_backward(l2l_unroll *u, const l2l_lstm *net, float grad_scale,
+                               const float *weights, float *dphi, l2l_error *err)
+{
+    const size_t N = u->n;
+    const int T = u->cfg.T;
+    L2L_ASSERT(net->n_params == u->n_params && net->cfg.layers == u->L && net->cfg.hidden == u->H);
     /* The tiles are cut into n_chunks fixed runs of consecutive tiles, each accumulating
      * its own dphi, summed in chunk order at the end: the meta-gradient is the same bit
      * for bit whatever the number of threads and whichever thread takes which chunk, so
      * chunks can be handed out dynamically (a core shared with other work slows one
      * thread down, not the whole unroll). */
-    if (log_loss) weights = u->wlog;
     const size_t n_tiles = (N + TILE - 1) / TILE, n_chunks = u->n_chunks;
-    const float grad_scale = task->grad_scale;
     const int n_threads = u->n_threads;
     memset(u->dphi_chunk, 0, n_chunks * u->n_params * sizeof(float));
 #pragma omp parallel num_threads(n_threads) if (n_chunks > 1)
@@ -415,4 +413,24 @@ l2l_status l2l_unroll_run(l2l_unroll *u, const l2l_lstm *net, l2l_task *task, fl
     if (!all_finite(dphi, u->n_params))
         return l2l_error_set(err, L2L_STATUS_NUMERIC, "the meta-gradient became non-finite");
     return L2L_STATUS_OK;
+}
+
+l2l_status l2l_unroll_run(l2l_unroll *u, const l2l_lstm *net, l2l_task *task, float *theta,
+                          l2l_lstm_state *state, const float *weights, l2l_rng *rng, float *dphi,
+                          double *losses, l2l_error *err)
+{
+    const int T = u->cfg.T;
+    if (!losses) losses = u->f;
+    l2l_status st = l2l_unroll_forward(u, net, task, theta, state, rng, losses, err);
+    if (st) return st;
+    if (u->cfg.objective == L2L_OBJECTIVE_LOG) { /* d log f / d theta = grad f / f: weight w_t / f_t */
+        for (int t = 1; t <= T; t++) {
+            if (!(losses[t] > 0))
+                return l2l_error_set(err, L2L_STATUS_ARG, "the log meta-loss needs positive losses, "
+                                     "got %g at step %d", losses[t], t);
+            u->wlog[t - 1] = (float)((weights ? weights[t - 1] : 1.0) / losses[t]);
+        }
+        weights = u->wlog;
+    }
+    return l2l_unroll_backward(u, net, task->grad_scale, weights, dphi, err);
 }

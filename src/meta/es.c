@@ -4,79 +4,68 @@
  * (docs/RESULTS.md, bench/metagrad_check.c), because the meta-loss is chaotic in phi.
  * Antithetic ES estimates the gradient of its Gaussian smoothing instead,
  *   g = 1/(2 sigma K) sum_k (L(phi + sigma e_k) - L(phi - sigma e_k)) e_k,  e_k ~ N(0, I),
- * from 2K runs of the learned optimizer on the same problem with the same minibatches,
+ * from 2K runs of the learned optimizer on the same problems with the same minibatches,
  * forward only: no truncation, and the optimizee's gradients change with phi as they
- * do in use. One meta-update per epoch. */
+ * do in use. One meta-update per epoch.
+ *
+ * With a meta-batch of B optimizees, L is the meta-loss of the batch's mean loss
+ * f_t = 1/B sum_i f_i(theta_t), and each of the 2KB particles (optimizee i at phi +-
+ * sigma e_k, perturb.c) is a unit of work of its own: its process sends its loss curve,
+ * and every process forms L from the curves and g from the e_k it draws again. */
 #include <math.h>
 #include <string.h>
 
 #include "meta/estimator.h"
 #include "util/util.h"
 
-double l2l_es_rollout(l2l_es *es, const l2l_lstm *net, const float *theta0, l2l_rng rng,
-                      double *mean_f)
+void l2l_es_rollout(l2l_es *es, const l2l_lstm *net, l2l_task *task, const float *theta0,
+                    l2l_rng rng, double *curve)
 {
-    l2l_task *task = es->task;
     const size_t n = task->n;
     const int steps = es->steps;
+    es->state.n = n; /* the state is sized for the largest optimizee */
     memcpy(es->theta, theta0, n * sizeof(float));
     l2l_lstm_state_zero(&es->state);
-    double L = 0, sum_f = 0;
     for (int t = 0; t <= steps; t++) {
-        double f = task->loss_grad(task->ctx, es->theta, es->grad, &rng);
-        if (!isfinite(f) || (es->pt.log_loss && !(f > 0))) return INFINITY;
-        if (t > 0) {
-            L += es->pt.log_loss ? log(f) : f;
-            sum_f += f;
+        const double f = task->loss_grad(task->ctx, es->theta, es->grad, &rng);
+        if (!isfinite(f)) { /* diverged: +Inf from here on */
+            for (int s = t > 0 ? t : 1; s <= steps; s++) curve[s - 1] = INFINITY;
+            return;
         }
+        if (t > 0) curve[t - 1] = f;
         if (t == steps) break;
         l2l_lstm_step(net, &es->state, es->grad, es->update);
         for (size_t i = 0; i < n; i++) es->theta[i] += es->update[i];
     }
-    if (mean_f) *mean_f = sum_f / steps;
-    return isfinite(L) ? L : INFINITY;
-}
-
-int l2l_es_gradient(l2l_es *es, const l2l_lstm *net, const float *theta0, l2l_rng rng, float *g,
-                    double *mean_f)
-{
-    const size_t P = net->n_params;
-    l2l_perturb *pt = &es->pt;
-    memset(g, 0, P * sizeof(float));
-    int used = 0;
-    double sum_f = 0;
-    for (int k = 0; k < pt->pairs; k++) {
-        l2l_perturb_draw(pt);
-        double L[2], f[2];
-        for (int s = 0; s < 2; s++) {
-            l2l_perturb_set(pt, net, s ? -1 : 1);
-            L[s] = l2l_es_rollout(es, &pt->pert, theta0, rng, &f[s]);
-        }
-        if (!isfinite(L[0]) || !isfinite(L[1])) continue; /* a diverged run says nothing */
-        const float c = (float)((L[0] - L[1]) / (2.0 * pt->sigma));
-        for (size_t i = 0; i < P; i++) g[i] += c * pt->e[i];
-        sum_f += f[0] + f[1];
-        used++;
-    }
-    for (size_t i = 0; i < P; i++) g[i] = used ? g[i] / used : 0.0f;
-    if (mean_f) *mean_f = used ? sum_f / (2 * used) : INFINITY;
-    return used;
 }
 
 /* ------------------------------------------------ the estimator's table */
 
+static void es_free(void *self)
+{
+    l2l_es *es = self;
+    l2l_perturb_free(&es->pt);
+    l2l_share_free(&es->curves);
+    l2l_lstm_state_free(&es->state);
+    l2l_free(es->theta0), l2l_free(es->theta), l2l_free(es->grad), l2l_free(es->update);
+    memset(es, 0, sizeof *es);
+}
+
 /* Whole runs, forward only: no unroll caches (T x N) and no state carried over. */
-static l2l_status es_create(void *self, const l2l_lstm *net, l2l_task *task,
+static l2l_status es_create(void *self, const l2l_lstm *net, const l2l_meta_batch *mb,
                             const l2l_train_config *cfg, l2l_error *err)
 {
     l2l_es *es = self;
-    es->task = task;
+    es->mb = *mb;
     es->steps = cfg->steps;
     l2l_status st;
     if ((st = l2l_perturb_create(&es->pt, net, cfg, err)) ||
-        (st = l2l_lstm_state_create(&es->state, net, task->n, err)))
+        (st = l2l_share_create(&es->curves, mb->comm, mb->B * 2 * es->pt.pairs,
+                               (size_t)cfg->steps * sizeof(double), err)))
         return st;
-    const size_t n = task->n;
+    size_t n = 0;
+    for (int i = 0; i < mb->B; i++) n = mb->child[i].n > n ? mb->child[i].n : n;
+    if ((st = l2l_lstm_state_create(&es->state, net, n, err))) return st;
     es->theta0 = l2l_alloc(n * sizeof(float));
     es->theta = l2l_alloc(n * sizeof(float));
     es->grad = l2l_alloc(n * sizeof(float));
@@ -88,37 +77,57 @@ static l2l_status es_create(void *self, const l2l_lstm *net, l2l_task *task,
 
 static int es_updates(const l2l_train_config *cfg) { return 1; }
 
-static void es_begin(void *self, l2l_rng *train_rng)
-{
-    l2l_es *es = self;
-    es->task->sample(es->task->ctx, train_rng, es->theta0);
-}
+static void es_begin(void *self, uint64_t epoch_seed) { ((l2l_es *)self)->epoch_seed = epoch_seed; }
 
-/* The whole run, its minibatches from a stream of its own seeded from the training
- * stream. The loss reported is the mean over the perturbed runs (a run of phi itself
- * would cost 1/(2K) more). */
-static l2l_status es_gradient(void *self, const l2l_lstm *net, int k, l2l_rng *train_rng,
-                              float *dphi, double *loss_sum, l2l_error *err)
+/* This process's particles, optimizee by optimizee (each drawn once, with its
+ * minibatch stream: the rest of its own stream), then the exchange of their curves and
+ * the estimate. The loss reported is the mean over the perturbed runs (a run of phi
+ * itself would cost 1/(2K) more). */
+static l2l_status es_gradient(void *self, const l2l_lstm *net, int k, float *dphi, double *loss_sum,
+                              l2l_error *err)
 {
     l2l_es *es = self;
-    l2l_rng mb;
-    l2l_rng_seed(&mb, l2l_rng_u64(train_rng), 0);
-    double mean_f;
-    if (l2l_es_gradient(es, net, es->theta0, mb, dphi, &mean_f) == 0)
+    l2l_perturb *pt = &es->pt;
+    const int B = es->mb.B, K = pt->pairs;
+    const size_t P = net->n_params;
+    l2l_perturb_next(pt);
+    for (int i = 0; i < B; i++) {
+        const int u0 = l2l_particle(K, i, 0, 0), u1 = l2l_particle(K, i + 1, 0, 0);
+        if (u1 <= es->curves.lo || u0 >= es->curves.hi) continue; /* none of its particles here */
+        l2l_task *task = &es->mb.child[i];
+        l2l_rng rng;
+        l2l_meta_child_rng(es->epoch_seed, i, &rng);
+        task->sample(task->ctx, &rng, es->theta0);
+        for (int j = 0; j < K; j++)
+            for (int s = 0; s < 2; s++) {
+                const int u = l2l_particle(K, i, j, s);
+                if (u < es->curves.lo || u >= es->curves.hi) continue;
+                if (s == 0 || u == es->curves.lo) l2l_perturb_draw(pt, j);
+                l2l_perturb_set(pt, net, s ? -1 : 1);
+                l2l_es_rollout(es, &pt->pert, task, es->theta0, rng, l2l_share_at(&es->curves, u));
+            }
+    }
+    l2l_status st = l2l_share_exchange(&es->curves, NULL, err);
+    if (st) return st;
+    int used = 0;
+    double sum_f = 0;
+    for (int j = 0; j < K; j++) {
+        double L[2], F[2];
+        l2l_perturb_pair(pt, &es->curves, B, es->steps, j, L, F);
+        if (!isfinite(L[0]) || !isfinite(L[1])) continue; /* a diverged run says nothing */
+        l2l_perturb_draw(pt, j);
+        const float c = (float)((L[0] - L[1]) / (2.0 * pt->sigma));
+        for (size_t i = 0; i < P; i++) dphi[i] += c * pt->e[i];
+        sum_f += F[0] / es->steps + F[1] / es->steps;
+        used++;
+    }
+    if (used == 0)
         return l2l_error_set(err, L2L_STATUS_NUMERIC, "all %d pairs of runs at phi +- sigma e (sigma %g) "
                              "diverged, so there is no estimate of the meta-gradient (try a smaller "
-                             "sigma)", es->pt.pairs, (double)es->pt.sigma);
-    *loss_sum += mean_f * es->steps;
+                             "sigma)", K, (double)pt->sigma);
+    for (size_t i = 0; i < P; i++) dphi[i] /= (float)used;
+    *loss_sum += sum_f / (2 * used) * es->steps;
     return L2L_STATUS_OK;
-}
-
-static void es_free(void *self)
-{
-    l2l_es *es = self;
-    l2l_perturb_free(&es->pt);
-    l2l_lstm_state_free(&es->state);
-    l2l_free(es->theta0), l2l_free(es->theta), l2l_free(es->grad), l2l_free(es->update);
-    memset(es, 0, sizeof *es);
 }
 
 static l2l_rng *es_stream(void *self) { return &((l2l_es *)self)->pt.noise; }

@@ -2,7 +2,8 @@
  * (tbptt.c) with the meta-loss
  *   1/N sum_t ||update_t - target_t||²,
  * target_t the update the teacher would make from the same gradient g_t, with its own
- * state (momentum, moments) carried along the run and reset for every optimizee. The
+ * state (momentum, moments) carried along the run and reset for every optimizee; N is
+ * the optimizee's coordinates, and a meta-batch averages its optimizees' terms. The
  * objective's weights are zero, so only the imitation term is trained and the objective
  * (sum or log) plays no part. A warm start: the optimizer it gives already descends,
  * and a second meta-training from it (TBPTT or ES) goes on from there. */
@@ -14,19 +15,10 @@
 
 typedef struct {
     l2l_truncated run;
-    l2l_optimizer teacher;
     float *zeros; /* (T) the objective's weights */
 } imitation;
 
-/* The teacher's update from grad, as an imitation target (l2l_unroll_config.teacher). */
-static void teacher_target(void *ctx, const float *grad, float *target)
-{
-    l2l_optimizer *o = ctx;
-    memset(target, 0, o->n * sizeof(float));
-    l2l_optimizer_step(o, grad, target); /* theta += update, from theta = 0 */
-}
-
-static l2l_status imitation_create(void *self, const l2l_lstm *net, l2l_task *task,
+static l2l_status imitation_create(void *self, const l2l_lstm *net, const l2l_meta_batch *mb,
                                    const l2l_train_config *cfg, l2l_error *err)
 {
     imitation *im = self;
@@ -35,36 +27,30 @@ static l2l_status imitation_create(void *self, const l2l_lstm *net, l2l_task *ta
         return l2l_error_set(err, L2L_STATUS_ARG, "imitation needs a hand-written teacher (sgd, nag, "
                              "rmsprop, adam or nag-floor) with a positive, finite learning rate "
                              "(got kind %d, lr %g)", (int)t->kind, (double)t->lr);
-    l2l_status st = l2l_optimizer_create(&im->teacher, t, task->n, err);
+    const l2l_unroll_config ucfg = {.T = cfg->unroll, .objective = L2L_OBJECTIVE_SUM};
+    l2l_status st = l2l_truncated_create(&im->run, net, mb, &ucfg, t, err);
     if (st) return st;
-    const l2l_unroll_config ucfg = {.T = cfg->unroll, .objective = L2L_OBJECTIVE_SUM,
-                                    .teacher = teacher_target, .teacher_ctx = &im->teacher};
-    if ((st = l2l_truncated_create(&im->run, net, task, &ucfg, err))) return st;
     im->zeros = l2l_alloc((size_t)cfg->unroll * sizeof(float));
     if (!im->zeros) return l2l_error_set(err, L2L_STATUS_NOMEM, "cannot allocate the imitation's weights");
     im->run.weights = im->zeros;
     return L2L_STATUS_OK;
 }
 
-static void imitation_begin(void *self, l2l_rng *train_rng)
+static void imitation_begin(void *self, uint64_t epoch_seed)
 {
-    imitation *im = self;
-    l2l_truncated_begin(&im->run, train_rng);
-    l2l_optimizer_reset(&im->teacher);
+    l2l_truncated_begin(&((imitation *)self)->run, epoch_seed);
 }
 
-static l2l_status imitation_gradient(void *self, const l2l_lstm *net, int k, l2l_rng *train_rng,
-                                     float *dphi, double *loss_sum, l2l_error *err)
+static l2l_status imitation_gradient(void *self, const l2l_lstm *net, int k, float *dphi, double *loss_sum,
+                                     l2l_error *err)
 {
-    imitation *im = self;
-    return l2l_truncated_gradient(&im->run, net, k, train_rng, dphi, loss_sum, err);
+    return l2l_truncated_gradient(&((imitation *)self)->run, net, k, dphi, loss_sum, err);
 }
 
 static void imitation_free(void *self)
 {
     imitation *im = self;
     l2l_truncated_free(&im->run);
-    l2l_optimizer_free(&im->teacher);
     l2l_free(im->zeros);
     im->zeros = NULL;
 }

@@ -1,6 +1,14 @@
 /* Antithetic perturbations of phi, shared by the two evolution-strategies estimators
  * (es.c over the whole run, pes.c over truncations): the pairs and their scale sigma,
- * the noise stream e ~ N(0, I) draws from, and the perturbed optimizer phi +- sigma e. */
+ * the noise stream, the perturbed optimizer phi +- sigma e, and a pair's meta-losses
+ * from its particles' loss curves.
+ *
+ * The noise stream gives one number per meta-update, and pair k's e_k ~ N(0, I) comes
+ * from a stream of its own seeded with that number and k: a process draws the e_k of
+ * the pairs it runs, without the P normals of every pair before, and every process
+ * draws them all again to combine the estimate (P = 5,301 normals take about 0.2 ms
+ * here, an MNIST run of 100 steps about 0.3 s). The noise stream's state stays one
+ * number per update, whatever the number of processes. */
 #include <math.h>
 #include <string.h>
 
@@ -25,15 +33,40 @@ l2l_status l2l_perturb_create(l2l_perturb *p, const l2l_lstm *net, const l2l_tra
     return L2L_STATUS_OK;
 }
 
-void l2l_perturb_draw(l2l_perturb *p)
+void l2l_perturb_next(l2l_perturb *p) { p->draw = l2l_rng_u64(&p->noise); }
+
+void l2l_perturb_draw(l2l_perturb *p, int k)
 {
-    for (size_t i = 0; i < p->pert.n_params; i++) p->e[i] = (float)l2l_rng_normal(&p->noise);
+    l2l_rng r;
+    l2l_rng_seed(&r, p->draw, (uint64_t)k);
+    for (size_t i = 0; i < p->pert.n_params; i++) p->e[i] = (float)l2l_rng_normal(&r);
 }
 
 void l2l_perturb_set(l2l_perturb *p, const l2l_lstm *net, int sign)
 {
     const float sg = sign > 0 ? p->sigma : -p->sigma;
     for (size_t i = 0; i < p->pert.n_params; i++) p->pert.phi[i] = net->phi[i] + sg * p->e[i];
+}
+
+void l2l_perturb_pair(const l2l_perturb *p, const l2l_share *curves, int B, int len, int k,
+                      double L[2], double F[2])
+{
+    for (int s = 0; s < 2; s++) {
+        double l = 0, sum = 0;
+        for (int t = 0; t < len; t++) {
+            double f = 0; /* the meta-batch's mean loss, summed in optimizee order */
+            for (int i = 0; i < B; i++) f += ((const double *)l2l_share_at(curves, l2l_particle(p->pairs, i, k, s)))[t];
+            f /= B;
+            if (!isfinite(f) || (p->log_loss && !(f > 0))) {
+                l = INFINITY;
+                break;
+            }
+            l += p->log_loss ? log(f) : f;
+            sum += f;
+        }
+        L[s] = isfinite(l) ? l : INFINITY;
+        F[s] = sum;
+    }
 }
 
 void l2l_perturb_free(l2l_perturb *p)

@@ -22,10 +22,14 @@
  * gradient (tests/test_pes.c measures it against finite differences).
  *
  * Forward only (the inference kernel, no unroll caches). The particles share the
- * epoch's optimizee and minibatches (common random numbers, as ES's pairs do), and
- * are not staggered: every meta-update of an epoch sees one phase of the run. A pair
- * one of whose particles diverged says nothing for the rest of its run; a meta-update
- * in which every pair has diverged is an error. */
+ * epoch's optimizees and minibatches (common random numbers, as ES's pairs do), and
+ * are not staggered: every meta-update of an epoch sees one phase of the run. With a
+ * meta-batch of B optimizees a pair's L is the meta-loss of the batch's mean loss, and
+ * each of the 2KB particles (optimizee i of pair k's + or - side, perturb.c) is a unit
+ * of work: the process that runs it keeps its state and sends its losses over the
+ * truncation; every process keeps every pair's xi and forms the same estimate. A pair
+ * one of whose runs diverged says nothing for the rest of its run; a meta-update in
+ * which every pair has diverged is an error. */
 #include <math.h>
 #include <string.h>
 
@@ -33,143 +37,158 @@
 #include "util/util.h"
 
 typedef struct {
-    float *theta[2];          /* (N) the + and - particles' optimizees */
-    float *grad[2];           /* (N) their gradients at theta, the next step's input */
-    l2l_lstm_state state[2];
-    float *xi;                /* (P) sum of the pair's e since the optimizee started */
-    int alive;                /* neither particle has diverged */
-} pes_pair;
+    l2l_task *task;           /* its optimizee */
+    float *theta, *grad;      /* (n) where it stands and its gradient, the next step's input */
+    l2l_lstm_state state;
+    l2l_rng rng;              /* its minibatches, the same draws as its optimizee's other particles */
+} particle;
 
 typedef struct {
-    l2l_task *task;
+    l2l_meta_batch mb;
     int T;
     l2l_perturb pt;           /* the pairs, sigma, the noise stream, phi +- sigma e */
-    l2l_rng mb;               /* the epoch's minibatch stream, shared by every particle */
-    float *update;            /* (N) */
-    pes_pair *pair;           /* (pt.pairs) */
+    l2l_share curves;         /* per particle: f over the truncation, T doubles */
+    particle *part;           /* (hi - lo) this process's particles */
+    float *update;            /* (max n) */
+    float *xi;                /* (pairs, P) every pair's sum of e since the optimizees started */
+    int *alive;               /* (pairs) neither side of the pair has diverged */
 } l2l_pes;
 
 static void pes_free(void *self)
 {
     l2l_pes *p = self;
-    for (int k = 0; p->pair && k < p->pt.pairs; k++) {
-        pes_pair *q = &p->pair[k];
-        for (int s = 0; s < 2; s++) {
-            l2l_free(q->theta[s]), l2l_free(q->grad[s]);
-            l2l_lstm_state_free(&q->state[s]);
-        }
-        l2l_free(q->xi);
+    for (int u = 0; p->part && u < p->curves.hi - p->curves.lo; u++) {
+        l2l_free(p->part[u].theta), l2l_free(p->part[u].grad);
+        l2l_lstm_state_free(&p->part[u].state);
     }
-    l2l_free(p->pair);
+    l2l_free(p->part);
+    l2l_share_free(&p->curves);
     l2l_perturb_free(&p->pt);
-    l2l_free(p->update);
+    l2l_free(p->update), l2l_free(p->xi), l2l_free(p->alive);
     memset(p, 0, sizeof *p);
 }
 
-static l2l_status pes_create(void *self, const l2l_lstm *net, l2l_task *task,
+static l2l_status pes_create(void *self, const l2l_lstm *net, const l2l_meta_batch *mb,
                              const l2l_train_config *cfg, l2l_error *err)
 {
     l2l_pes *p = self;
-    const size_t n = task->n, P = net->n_params;
-    p->task = task;
+    const size_t P = net->n_params;
+    p->mb = *mb;
     p->T = cfg->unroll;
-    l2l_status st = l2l_perturb_create(&p->pt, net, cfg, err);
-    if (st) return st;
-    p->update = l2l_alloc(n * sizeof(float));
-    p->pair = l2l_alloc((size_t)p->pt.pairs * sizeof *p->pair);
-    int ok = p->update && p->pair;
-    for (int k = 0; ok && k < p->pt.pairs; k++) {
-        pes_pair *q = &p->pair[k];
-        for (int s = 0; s < 2 && ok; s++) {
-            if ((st = l2l_lstm_state_create(&q->state[s], net, n, err))) return st;
-            q->theta[s] = l2l_alloc(n * sizeof(float));
-            q->grad[s] = l2l_alloc(n * sizeof(float));
-            ok = q->theta[s] && q->grad[s];
-        }
-        ok = ok && (q->xi = l2l_alloc(P * sizeof(float)));
+    l2l_status st;
+    if ((st = l2l_perturb_create(&p->pt, net, cfg, err)) ||
+        (st = l2l_share_create(&p->curves, mb->comm, mb->B * 2 * p->pt.pairs, (size_t)p->T * sizeof(double),
+                               err)))
+        return st;
+    const int K = p->pt.pairs, mine = p->curves.hi - p->curves.lo;
+    size_t nmax = 0;
+    for (int i = 0; i < mb->B; i++) nmax = mb->child[i].n > nmax ? mb->child[i].n : nmax;
+    p->update = l2l_alloc(nmax * sizeof(float));
+    p->xi = l2l_alloc((size_t)K * P * sizeof(float));
+    p->alive = l2l_alloc((size_t)K * sizeof(int));
+    p->part = l2l_alloc((mine > 0 ? (size_t)mine : 1) * sizeof *p->part);
+    int ok = p->update && p->xi && p->alive && p->part;
+    for (int u = 0; ok && u < mine; u++) {
+        particle *q = &p->part[u];
+        q->task = &mb->child[(p->curves.lo + u) / (2 * K)];
+        if ((st = l2l_lstm_state_create(&q->state, net, q->task->n, err))) return st;
+        q->theta = l2l_alloc(q->task->n * sizeof(float));
+        q->grad = l2l_alloc(q->task->n * sizeof(float));
+        ok = q->theta && q->grad;
     }
     if (!ok)
-        return l2l_error_set(err, L2L_STATUS_NOMEM, "cannot allocate %d pairs of particles of %zu "
-                             "coordinates for persistent ES", p->pt.pairs, n);
+        return l2l_error_set(err, L2L_STATUS_NOMEM, "cannot allocate %d particles of up to %zu coordinates "
+                             "for persistent ES", mine, nmax);
     return L2L_STATUS_OK;
 }
 
 static int pes_updates(const l2l_train_config *cfg) { return cfg->steps / cfg->unroll; }
 
-/* A fresh optimizee for every particle, its gradient at theta0 from the epoch's own
- * minibatch stream (seeded from the training stream, as ES seeds its run's). */
-static void pes_begin(void *self, l2l_rng *train_rng)
+/* Fresh optimizees for this process's particles: each optimizee drawn once from its own
+ * stream, its gradient at theta0 from the rest of that stream (its minibatches), copied
+ * into each of its particles here. */
+static void pes_begin(void *self, uint64_t epoch_seed)
 {
     l2l_pes *p = self;
-    l2l_task *task = p->task;
-    const size_t n = task->n;
-    pes_pair *first = &p->pair[0];
-    task->sample(task->ctx, train_rng, first->theta[0]);
-    l2l_rng_seed(&p->mb, l2l_rng_u64(train_rng), 0);
-    task->loss_grad(task->ctx, first->theta[0], first->grad[0], &p->mb);
-    for (int k = 0; k < p->pt.pairs; k++) {
-        pes_pair *q = &p->pair[k];
-        for (int s = 0; s < 2; s++) {
-            if (q != first || s) {
-                memcpy(q->theta[s], first->theta[0], n * sizeof(float));
-                memcpy(q->grad[s], first->grad[0], n * sizeof(float));
-            }
-            l2l_lstm_state_zero(&q->state[s]);
+    const int K = p->pt.pairs, lo = p->curves.lo, hi = p->curves.hi;
+    const particle *start = NULL; /* the first particle of the optimizee being set up */
+    for (int u = lo; u < hi; u++) {
+        particle *q = &p->part[u - lo];
+        const size_t n = q->task->n;
+        if (!start || start->task != q->task) {
+            l2l_meta_child_rng(epoch_seed, u / (2 * K), &q->rng);
+            q->task->sample(q->task->ctx, &q->rng, q->theta);
+            q->task->loss_grad(q->task->ctx, q->theta, q->grad, &q->rng);
+            start = q;
+        } else {
+            memcpy(q->theta, start->theta, n * sizeof(float));
+            memcpy(q->grad, start->grad, n * sizeof(float));
+            q->rng = start->rng;
         }
-        memset(q->xi, 0, p->pt.pert.n_params * sizeof(float));
-        q->alive = 1;
+        l2l_lstm_state_zero(&q->state);
     }
+    memset(p->xi, 0, (size_t)K * p->pt.pert.n_params * sizeof(float));
+    for (int k = 0; k < K; k++) p->alive[k] = 1;
 }
 
-/* T steps of one particle at p->pt.pert from where it stands: its meta-loss over them,
- * sum_t f(theta_t) (or log f), +Inf if it diverged; *sum_f receives sum_t f. */
-static double particle_run(l2l_pes *p, pes_pair *q, int s, l2l_rng *rng, double *sum_f)
+/* T steps of a particle at p->pt.pert from where it stands: f at each into curve (T),
+ * +Inf from the first non-finite loss on. */
+static void particle_run(l2l_pes *p, particle *q, double *curve)
 {
-    l2l_task *task = p->task;
+    l2l_task *task = q->task;
     const size_t n = task->n;
-    float *theta = q->theta[s], *grad = q->grad[s];
-    double L = 0, F = 0;
     for (int t = 1; t <= p->T; t++) {
-        l2l_lstm_step(&p->pt.pert, &q->state[s], grad, p->update);
-        for (size_t i = 0; i < n; i++) theta[i] += p->update[i];
-        const double f = task->loss_grad(task->ctx, theta, grad, rng);
-        if (!isfinite(f) || (p->pt.log_loss && !(f > 0))) return INFINITY;
-        L += p->pt.log_loss ? log(f) : f;
-        F += f;
+        l2l_lstm_step(&p->pt.pert, &q->state, q->grad, p->update);
+        for (size_t i = 0; i < n; i++) q->theta[i] += p->update[i];
+        const double f = task->loss_grad(task->ctx, q->theta, q->grad, &q->rng);
+        if (!isfinite(f)) {
+            for (int s = t; s <= p->T; s++) curve[s - 1] = INFINITY;
+            return;
+        }
+        curve[t - 1] = f;
     }
-    *sum_f = F;
-    return isfinite(L) ? L : INFINITY;
 }
 
-static l2l_status pes_gradient(void *self, const l2l_lstm *net, int k, l2l_rng *train_rng,
-                               float *dphi, double *loss_sum, l2l_error *err)
+static l2l_status pes_gradient(void *self, const l2l_lstm *net, int k, float *dphi, double *loss_sum,
+                               l2l_error *err)
 {
     l2l_pes *p = self;
     const size_t P = net->n_params;
     const float sigma = p->pt.sigma;
-    l2l_rng mb_after = p->mb;
+    const int K = p->pt.pairs, B = p->mb.B, lo = p->curves.lo, hi = p->curves.hi;
+    l2l_perturb_next(&p->pt);
+    for (int j = 0; j < K; j++) {
+        /* drawn for every pair, alive or not, on every process: every xi is needed for
+         * the estimate, and the draws do not depend on which pairs diverged */
+        l2l_perturb_draw(&p->pt, j);
+        if (!p->alive[j]) continue;
+        float *xi = p->xi + (size_t)j * P;
+        for (size_t i = 0; i < P; i++) xi[i] += p->pt.e[i];
+        for (int s = 0; s < 2; s++) {
+            int set = 0;
+            for (int i = 0; i < B; i++) {
+                const int u = l2l_particle(K, i, j, s);
+                if (u < lo || u >= hi) continue;
+                if (!set++) l2l_perturb_set(&p->pt, net, s ? -1 : 1);
+                particle_run(p, &p->part[u - lo], l2l_share_at(&p->curves, u));
+            }
+        }
+    }
+    l2l_status st = l2l_share_exchange(&p->curves, NULL, err);
+    if (st) return st;
     int used = 0;
     double sum_f = 0;
-    for (int j = 0; j < p->pt.pairs; j++) {
-        pes_pair *q = &p->pair[j];
-        /* drawn for every pair, alive or not, so that the noise stream does not depend
-         * on which pairs diverged */
-        l2l_perturb_draw(&p->pt);
-        if (!q->alive) continue;
-        for (size_t i = 0; i < P; i++) q->xi[i] += p->pt.e[i];
+    for (int j = 0; j < K; j++) {
+        if (!p->alive[j]) continue;
         double L[2], F[2];
-        for (int s = 0; s < 2; s++) {
-            l2l_perturb_set(&p->pt, net, s ? -1 : 1);
-            l2l_rng rng = p->mb;
-            L[s] = particle_run(p, q, s, &rng, &F[s]);
-            mb_after = rng;
-        }
+        l2l_perturb_pair(&p->pt, &p->curves, B, p->T, j, L, F);
         if (!isfinite(L[0]) || !isfinite(L[1])) {
-            q->alive = 0;
+            p->alive[j] = 0;
             continue;
         }
         const float c = (float)((L[0] - L[1]) / (2.0 * sigma));
-        for (size_t i = 0; i < P; i++) dphi[i] += c * q->xi[i];
+        const float *xi = p->xi + (size_t)j * P;
+        for (size_t i = 0; i < P; i++) dphi[i] += c * xi[i];
         sum_f += F[0] + F[1];
         used++;
     }
@@ -177,16 +196,15 @@ static l2l_status pes_gradient(void *self, const l2l_lstm *net, int k, l2l_rng *
         return l2l_error_set(err, L2L_STATUS_NUMERIC, "truncation %d (steps %d..%d): every one of the %d "
                              "pairs of particles at phi +- sigma e (sigma %g) has diverged, so there is no "
                              "estimate of the meta-gradient (try a smaller sigma or --lr)", k + 1, k * p->T,
-                             (k + 1) * p->T, p->pt.pairs, (double)sigma);
+                             (k + 1) * p->T, K, (double)sigma);
     for (size_t i = 0; i < P; i++) dphi[i] /= (float)used;
-    p->mb = mb_after; /* every particle drew the same minibatches */
     *loss_sum += sum_f / (2 * used);
     return L2L_STATUS_OK;
 }
 
-/* The particles (theta, LSTM state, gradient, xi, alive) and the minibatch stream are
- * all redrawn by pes_begin from the training stream, so between epochs the noise
- * stream is PES's whole state. */
+/* The particles (theta, LSTM state, gradient, minibatches), xi and alive are all redrawn
+ * by pes_begin from the epoch's seed, so between epochs the noise stream is PES's whole
+ * state. */
 static l2l_rng *pes_stream(void *self) { return &((l2l_pes *)self)->pt.noise; }
 
 const l2l_estimator_ops l2l_estimator_pes = {

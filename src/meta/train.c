@@ -5,13 +5,24 @@
  * of validation problems (by default the mean of f(theta_t) over t = 1..steps, the
  * meta-objective; or the final loss) and the best phi is kept: early stopping as in
  * the paper. Between two epochs the whole of meta-training is an l2l_train_state, from
- * which l2l_meta_train_resume goes on exactly as if it had never stopped. */
+ * which l2l_meta_train_resume goes on exactly as if it had never stopped.
+ *
+ * On several processes (cfg->comm, docs/DISTRIBUTED.md) every process runs this same
+ * loop: the estimator and validation share their units of work (comm.h) and combine
+ * them in one order, so every process takes the same meta-updates. Rank 0's starting
+ * state goes to every process first, and after every epoch the processes check that
+ * their phi still agree and agree on whether to stop. A batch task's problems are the
+ * meta-batch, each an optimizee of its own with a stream drawn from the epoch's seed
+ * (one draw of the training stream per epoch), so that the run of optimizee i does not
+ * depend on which process runs it. */
 #include <math.h>
 #include <string.h>
 #include <time.h>
 
 #include "meta/estimator.h"
 #include "optim/adam.h"
+#include "optim/evaluate.h"
+#include "tasks/batch.h"
 #include "util/util.h"
 
 static const l2l_estimator_ops *const estimators[] = {
@@ -43,18 +54,26 @@ static double now_seconds(void)
 }
 
 /* Mean over problems of the mean loss over steps 1..steps (or of the final loss);
- * +Inf if any diverged. curves (n_valid, steps + 1) is scratch. */
+ * +Inf if any diverged. The problems are the share's units, each process evaluating
+ * its own and every process scoring all of them in order. */
 static l2l_status validate(l2l_task *task, const l2l_lstm *net, const l2l_train_config *cfg,
-                           double *curves, double *score, l2l_error *err)
+                           l2l_share *runs, double *score, l2l_error *err)
 {
     const l2l_opt_spec spec = {L2L_OPT_KIND_LSTM, 0, net};
     const l2l_eval_config ecfg = {cfg->n_valid, cfg->steps, cfg->seed, L2L_STREAM_VALID};
-    l2l_status st = l2l_evaluate(task, &spec, &ecfg, curves, err);
+    for (int r = runs->lo; r < runs->hi; r++) {
+        l2l_error e;
+        l2l_status st = l2l_evaluate_runs(task, &spec, &ecfg, r, 1, l2l_share_at(runs, r), &e);
+        if (st) l2l_share_fail(runs, r, st, &e);
+    }
+    l2l_status st = l2l_share_exchange(runs, NULL, err);
     if (st) return st;
     const int first = cfg->selection == L2L_SELECTION_FINAL ? cfg->steps : 1;
     double s = 0;
-    for (int r = 0; r < cfg->n_valid; r++)
-        for (int t = first; t <= cfg->steps; t++) s += curves[(size_t)r * (cfg->steps + 1) + t];
+    for (int r = 0; r < cfg->n_valid; r++) {
+        const double *curve = l2l_share_at(runs, r);
+        for (int t = first; t <= cfg->steps; t++) s += curve[t];
+    }
     *score = s / ((double)cfg->n_valid * (cfg->steps - first + 1));
     if (!isfinite(*score)) *score = INFINITY;
     return L2L_STATUS_OK;
@@ -142,6 +161,77 @@ static l2l_status check_config(const l2l_train_config *cfg, l2l_error *err)
                              (int)cfg->objective);
     if ((unsigned)cfg->estimator >= sizeof estimators / sizeof *estimators)
         return l2l_error_set(err, L2L_STATUS_ARG, "unknown meta-gradient estimator %d", (int)cfg->estimator);
+    const l2l_comm *c = cfg->comm;
+    if (c && (!c->allgather || !c->broadcast || c->size < 1 || c->rank < 0 || c->rank >= c->size))
+        return l2l_error_set(err, L2L_STATUS_ARG, "the communicator is not usable: process %d of %d%s", c->rank,
+                             c->size, c->allgather && c->broadcast ? "" : ", without allgather and broadcast");
+    return L2L_STATUS_OK;
+}
+
+/* What rank 0 sends every process at the start: the state's counters and streams, then
+ * phi, best, adam_m and adam_v (4 P floats). */
+typedef struct {
+    int64_t epoch, adam_t, best_epoch;
+    double best_valid, first_loss, seconds;
+    l2l_rng train_rng, noise;
+} sync_head;
+
+/* Every process continues from rank 0's state, whatever it loaded or drew itself. */
+static l2l_status sync_state(const l2l_comm *comm, l2l_train_state *s, l2l_rng *own, void *buf,
+                             l2l_error *err)
+{
+    const size_t P = s->n_params;
+    sync_head *h = buf;
+    float *v = (float *)(h + 1);
+    *h = (sync_head){s->epoch, s->adam_t, s->best_epoch, s->best_valid, s->first_loss, s->seconds,
+                     s->train_rng, own ? *own : s->noise};
+    float *const parts[4] = {s->phi, s->best, s->adam_m, s->adam_v};
+    for (int i = 0; i < 4; i++) memcpy(v + i * P, parts[i], P * sizeof(float));
+    l2l_status st = comm->broadcast(comm->ctx, buf, sizeof *h + 4 * P * sizeof(float), 0, err);
+    if (st) return st;
+    for (int i = 0; i < 4; i++) memcpy(parts[i], v + i * P, P * sizeof(float));
+    s->epoch = (int)h->epoch, s->adam_t = h->adam_t, s->best_epoch = (int)h->best_epoch;
+    s->best_valid = h->best_valid, s->first_loss = h->first_loss, s->seconds = h->seconds;
+    s->train_rng = h->train_rng;
+    if (own) *own = h->noise;
+    return L2L_STATUS_OK;
+}
+
+/* FNV-1a of phi's bytes. */
+static uint64_t phi_hash(const float *phi, size_t P)
+{
+    const unsigned char *b = (const unsigned char *)phi;
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < P * sizeof(float); i++) h = (h ^ b[i]) * 1099511628211ull;
+    return h;
+}
+
+/* After every epoch on several processes: each process's phi (as a hash) and whether its
+ * callback asked to stop. */
+typedef struct {
+    uint64_t hash;
+    int32_t stop;
+} epoch_end;
+
+/* Collective: the processes' phi must agree (they compute the same updates; a machine
+ * that rounds differently, such as a node of another CPU type whose libm takes other
+ * code paths, would make them drift apart unseen); *stop becomes whether any process
+ * asked to stop. */
+static l2l_status end_epoch(l2l_share *ends, const l2l_train_state *s, int *stop, l2l_error *err)
+{
+    epoch_end *mine = l2l_share_at(ends, ends->lo);
+    *mine = (epoch_end){phi_hash(s->phi, s->n_params), *stop};
+    l2l_status st = l2l_share_exchange(ends, NULL, err);
+    if (st) return st;
+    const epoch_end *first = l2l_share_at(ends, 0);
+    for (int r = 0; r < ends->units; r++) {
+        const epoch_end *e = l2l_share_at(ends, r);
+        if (e->hash != first->hash)
+            return l2l_error_set(err, L2L_STATUS_IO, "after epoch %d, process %d's phi differs from process "
+                                 "0's: the processes do not compute alike (run the same build of l2l on "
+                                 "machines of the same kind)", s->epoch, r);
+        *stop |= e->stop != 0;
+    }
     return L2L_STATUS_OK;
 }
 
@@ -158,6 +248,11 @@ l2l_status l2l_meta_train_resume(l2l_lstm *net, l2l_task *task, const l2l_train_
     l2l_status st = check_config(cfg, err);
     if (st) return st;
     const l2l_estimator_ops *ops = estimators[cfg->estimator];
+    const l2l_comm *comm = cfg->comm ? cfg->comm : &l2l_comm_one;
+    l2l_meta_batch mb = {task, 1, comm};
+    l2l_task *children;
+    const int B = l2l_task_batch_children(task, &children);
+    if (B > 0) mb.child = children, mb.B = B;
     const size_t P = net->n_params;
     void *est = l2l_alloc(ops->size);
     float *dphi = l2l_alloc(P * sizeof(float));
@@ -166,33 +261,36 @@ l2l_status l2l_meta_train_resume(l2l_lstm *net, l2l_task *task, const l2l_train_
                          .adam_m = l2l_alloc(P * sizeof(float)), .adam_v = l2l_alloc(P * sizeof(float)),
                          .best_valid = INFINITY};
     if (s.best) memcpy(s.best, net->phi, P * sizeof(float)); /* what every return leaves in phi */
-    double *curves = l2l_alloc((size_t)(cfg->n_valid > 0 ? cfg->n_valid : 1) * (cfg->steps + 1) * sizeof(double));
-    if (!est || !dphi || !s.best || !s.adam_m || !s.adam_v || !curves) {
+    void *sync = comm->size > 1 ? l2l_alloc(sizeof(sync_head) + 4 * P * sizeof(float)) : NULL;
+    l2l_share valid = {0}, ends = {0};
+    l2l_rng *own = NULL;
+    if (!est || !dphi || !s.best || !s.adam_m || !s.adam_v || (comm->size > 1 && !sync))
         st = l2l_error_set(err, L2L_STATUS_NOMEM, "cannot allocate meta-training buffers");
-        goto done;
+    if (!st) st = ops->create(est, net, &mb, cfg, err);
+    if (!st && cfg->eval_every > 0)
+        st = l2l_share_create(&valid, comm, cfg->n_valid, (size_t)(cfg->steps + 1) * sizeof(double), err);
+    if (!st && comm->size > 1) st = l2l_share_create(&ends, comm, comm->size, sizeof(epoch_end), err);
+    if (!st) {
+        own = ops->stream ? ops->stream(est) : NULL;
+        s.has_noise = own != NULL;
+        if (from) st = restore(&s, from, own, err);
+        else l2l_rng_seed(&s.train_rng, cfg->seed, L2L_STREAM_TRAIN);
     }
-    if ((st = ops->create(est, net, task, cfg, err))) goto done;
-    l2l_rng *own = ops->stream ? ops->stream(est) : NULL;
-    s.has_noise = own != NULL;
-
-    if (from) {
-        if ((st = restore(&s, from, own, err))) goto done;
-    } else {
-        l2l_rng_seed(&s.train_rng, cfg->seed, L2L_STREAM_TRAIN);
-        if (cfg->eval_every > 0) { /* the starting phi is a candidate too */
-            if ((st = validate(task, net, cfg, curves, &s.best_valid, err))) goto done;
-        }
+    if ((st = l2l_comm_agree(comm, st, err))) goto done;
+    if (comm->size > 1 && (st = sync_state(comm, &s, own, sync, err))) goto done;
+    if (!from && cfg->eval_every > 0) { /* the starting phi is a candidate too */
+        if ((st = validate(task, net, cfg, &valid, &s.best_valid, err))) goto done;
     }
     l2l_train_progress pr = {.valid_loss = NAN, .state = &s};
     const double t0 = now_seconds() - s.seconds;
     const int n_updates = ops->updates_per_epoch(cfg);
     while (s.epoch < cfg->epochs) {
         const int epoch = s.epoch + 1;
-        ops->begin_epoch(est, &s.train_rng);
+        ops->begin_epoch(est, l2l_rng_u64(&s.train_rng));
         double train = 0, gnorm = 0;
         for (int k = 0; k < n_updates; k++) {
             memset(dphi, 0, P * sizeof(float));
-            if ((st = ops->gradient(est, net, k, &s.train_rng, dphi, &train, err))) {
+            if ((st = ops->gradient(est, net, k, dphi, &train, err))) {
                 char msg[sizeof err->msg];
                 snprintf(msg, sizeof msg, "%s", err ? err->msg : "");
                 l2l_error_set(err, st, "meta-training epoch %d (%s), %s; phi was not updated from it "
@@ -209,7 +307,7 @@ l2l_status l2l_meta_train_resume(l2l_lstm *net, l2l_task *task, const l2l_train_
         pr.grad_norm = gnorm / n_updates;
         pr.valid_loss = NAN;
         if (cfg->eval_every > 0 && (epoch % cfg->eval_every == 0 || epoch == cfg->epochs)) {
-            if ((st = validate(task, net, cfg, curves, &pr.valid_loss, err))) goto done;
+            if ((st = validate(task, net, cfg, &valid, &pr.valid_loss, err))) goto done;
             if (pr.valid_loss < s.best_valid) {
                 s.best_valid = pr.valid_loss;
                 s.best_epoch = epoch;
@@ -221,12 +319,16 @@ l2l_status l2l_meta_train_resume(l2l_lstm *net, l2l_task *task, const l2l_train_
         pr.seconds = s.seconds = now_seconds() - t0;
         pr.rng = s.train_rng;
         if (own) s.noise = *own;
-        if (cb && cb(&pr, cb_ctx)) break;
+        int stop = cb && cb(&pr, cb_ctx);
+        if (comm->size > 1 && (st = end_epoch(&ends, &s, &stop, err))) goto done;
+        if (stop) break;
     }
 done:
     if (s.best && cfg->eval_every > 0) memcpy(net->phi, s.best, P * sizeof(float));
     if (est) ops->free(est);
     l2l_free(est), l2l_free(dphi), l2l_free(s.best), l2l_free(s.adam_m), l2l_free(s.adam_v);
-    l2l_free(curves);
+    l2l_free(sync);
+    l2l_share_free(&valid);
+    l2l_share_free(&ends);
     return st;
 }

@@ -2,6 +2,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "optim/evaluate.h"
 #include "util/util.h"
 
 /* Run r of a stream draws from its own sub-seed, so every optimizer sees the same
@@ -21,8 +22,15 @@ static int config_ok(const l2l_eval_config *cfg, l2l_error *err)
 l2l_status l2l_evaluate(l2l_task *task, const l2l_opt_spec *spec, const l2l_eval_config *cfg,
                         double *loss, l2l_error *err)
 {
-    const int runs = cfg->runs, steps = cfg->steps;
     if (!config_ok(cfg, err)) return L2L_STATUS_ARG;
+    return l2l_evaluate_runs(task, spec, cfg, 0, cfg->runs, loss, err);
+}
+
+l2l_status l2l_evaluate_runs(l2l_task *task, const l2l_opt_spec *spec, const l2l_eval_config *cfg,
+                             int first, int count, double *loss, l2l_error *err)
+{
+    const int steps = cfg->steps;
+    L2L_ASSERT(first >= 0 && count >= 0 && first + count <= cfg->runs && steps >= 0);
     const size_t N = task->n;
     l2l_optimizer opt;
     l2l_status st = l2l_optimizer_create(&opt, spec, N, err);
@@ -32,12 +40,12 @@ l2l_status l2l_evaluate(l2l_task *task, const l2l_opt_spec *spec, const l2l_eval
         st = l2l_error_set(err, L2L_STATUS_NOMEM, "cannot allocate %zu parameters", N);
         goto done;
     }
-    for (int r = 0; r < runs; r++) {
+    for (int r = first; r < first + count; r++) {
         l2l_rng rng;
         run_rng(&rng, cfg->seed, cfg->stream, r);
         task->sample(task->ctx, &rng, theta);
         l2l_optimizer_reset(&opt);
-        double *row = loss + (size_t)r * (steps + 1);
+        double *row = loss + (size_t)(r - first) * (steps + 1);
         for (int t = 0; t <= steps; t++) {
             double f = task->loss_grad(task->ctx, theta, grad, &rng);
             int finite = isfinite(f);

@@ -6,6 +6,7 @@
  * true gradient of the mean is child grad_scale / B times what the optimizer sees. */
 #include <string.h>
 
+#include "tasks/batch.h"
 #include "util/util.h"
 
 typedef struct {
@@ -38,6 +39,14 @@ static void batch_destroy(void *ctx)
     l2l_free(b->child);
     l2l_free(b->off);
     l2l_free(b);
+}
+
+int l2l_task_batch_children(const l2l_task *task, l2l_task **children)
+{
+    if (task->sample != batch_sample) return 0;
+    batch *b = task->ctx;
+    *children = b->child;
+    return b->B;
 }
 
 l2l_status l2l_task_batch_create(l2l_task *task, l2l_task *children, int B, l2l_error *err)

@@ -24,7 +24,7 @@ int main(void)
         OFF(l2l_train_config, lr), OFF(l2l_train_config, clip), OFF(l2l_train_config, eval_every),
         OFF(l2l_train_config, n_valid), OFF(l2l_train_config, seed), OFF(l2l_train_config, objective),
         OFF(l2l_train_config, selection), OFF(l2l_train_config, estimator), OFF(l2l_train_config, es),
-        OFF(l2l_train_config, teacher);
+        OFF(l2l_train_config, teacher), OFF(l2l_train_config, comm);
     SIZE(l2l_train_progress), OFF(l2l_train_progress, train_loss), OFF(l2l_train_progress, grad_norm),
         OFF(l2l_train_progress, valid_loss), OFF(l2l_train_progress, best_valid),
         OFF(l2l_train_progress, best_epoch), OFF(l2l_train_progress, seconds), OFF(l2l_train_progress, rng);
