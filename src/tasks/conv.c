@@ -81,6 +81,7 @@
 #include <string.h>
 
 #include "tasks/conv.h"
+#include "tasks/classify.h"
 #include "util/util.h"
 
 #define CONV_MAX_KERNEL 15
@@ -274,41 +275,7 @@ static void conv_sample(void *p, l2l_rng *rng, float *theta0)
         const size_t count = l < c->L ? (size_t)c->F : (size_t)c->U;
         memset(theta0 + shift[l], 0, count * sizeof *theta0);
     }
-    if (c->pool > 0) {
-        const size_t n = c->data->n;
-        for (size_t j = 0; j < n; j++) c->perm[j] = (uint32_t)j;
-        for (size_t j = 0; j < (size_t)c->pool; j++) {
-            size_t k = j + (size_t)l2l_rng_below(rng, n - j);
-            uint32_t t = c->perm[j];
-            c->perm[j] = c->perm[k];
-            c->perm[k] = t;
-        }
-    }
-}
-
-/*
- * Mean cross-entropy of the logits z (B, K) against labels, and, when dz is not NULL,
- * dz = (softmax(z) - onehot(y)) / B (as the MLP task's). Each row's log-sum-exp is shifted
- * by its maximum and summed in double.
- */
-static double softmax_xent(const float *z, const uint8_t *labels, int B, int K, float *dz)
-{
-    double total = 0.0;
-    for (int i = 0; i < B; i++) {
-        const float *row = z + (size_t)i * K;
-        float m = row[0];
-        for (int j = 1; j < K; j++) m = row[j] > m ? row[j] : m;
-        double s = 0.0;
-        for (int j = 0; j < K; j++) s += exp((double)row[j] - m);
-        double lse = m + log(s);
-        total += lse - row[labels[i]];
-        if (dz) {
-            float *drow = dz + (size_t)i * K;
-            for (int j = 0; j < K; j++)
-                drow[j] = (float)((exp((double)row[j] - lse) - (j == labels[i])) / B);
-        }
-    }
-    return total / B;
+    if (c->pool > 0) l2l_pool_draw(c->perm, c->data->n, c->pool, rng);
 }
 
 /* c->a[0] (planes with a border of p) and c->labels: B examples drawn as mlp.c draws
@@ -319,8 +286,7 @@ static void draw_minibatch(conv_ctx *c, l2l_rng *rng)
     const conv_geom *g = &c->g[0];
     const size_t hw = (size_t)c->H * c->W, image = (size_t)c->C0 * hw, plane = (size_t)g->hp * g->wp;
     for (int i = 0; i < c->B; i++) {
-        size_t k = c->pool > 0 ? c->perm[l2l_rng_below(rng, (uint64_t)c->pool)]
-                               : (size_t)l2l_rng_below(rng, data->n);
+        const size_t k = l2l_pool_pick(c->perm, c->pool, data->n, rng);
         const uint8_t *img = data->images + k * image;
         for (int ch = 0; ch < c->C0; ch++)
             for (int y = 0; y < c->H; y++) {
@@ -355,7 +321,7 @@ static double conv_loss_grad(void *p, const float *theta, float *grad, l2l_rng *
     const float *bo = theta + c->bo_off;
     for (int i = 0; i < B; i++)
         for (int j = 0; j < K; j++) c->zo[(size_t)i * K + j] += bo[j];
-    const double loss = softmax_xent(c->zo, c->labels, B, K, grad ? c->dzo : NULL);
+    const double loss = l2l_softmax_xent(c->zo, c->labels, B, K, grad ? c->dzo : NULL);
     if (!grad) return loss;
 
     memset(grad, 0, c->n * sizeof *grad); /* the biases b_l, bf stay 0: see the header */

@@ -43,6 +43,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "tasks/classify.h"
 #include "util/util.h"
 
 #define MLP_MAX_LAYERS 8
@@ -94,16 +95,7 @@ static void mlp_sample(void *p, l2l_rng *rng, float *theta0)
     mlp_ctx *c = p;
     L2L_ASSERT(rng && theta0);
     for (size_t i = 0; i < c->n; i++) theta0[i] = (float)(c->init_std * l2l_rng_normal(rng));
-    if (c->pool > 0) {
-        const size_t n = c->data->n;
-        for (size_t j = 0; j < n; j++) c->perm[j] = (uint32_t)j;
-        for (size_t j = 0; j < (size_t)c->pool; j++) {
-            size_t k = j + (size_t)l2l_rng_below(rng, n - j);
-            uint32_t t = c->perm[j];
-            c->perm[j] = c->perm[k];
-            c->perm[k] = t;
-        }
-    }
+    if (c->pool > 0) l2l_pool_draw(c->perm, c->data->n, c->pool, rng);
 }
 
 /* z (B, w) += b (w) row by row, then the activation in place. */
@@ -144,31 +136,6 @@ static void activation_backward(float *d, const float *a, size_t count, l2l_acti
     }
 }
 
-/*
- * Mean cross-entropy of the logits z (B, C) against labels, and, when dz is not NULL,
- * dz = (softmax(z) - onehot(y)) / B. Each row's log-sum-exp is shifted by its maximum
- * and summed in double.
- */
-static double softmax_xent(const float *z, const uint8_t *labels, int B, int C, float *dz)
-{
-    double total = 0.0;
-    for (int i = 0; i < B; i++) {
-        const float *row = z + (size_t)i * C;
-        float m = row[0];
-        for (int k = 1; k < C; k++) m = row[k] > m ? row[k] : m;
-        double s = 0.0;
-        for (int k = 0; k < C; k++) s += exp((double)row[k] - m);
-        double lse = m + log(s);
-        total += lse - row[labels[i]];
-        if (dz) {
-            float *drow = dz + (size_t)i * C;
-            for (int k = 0; k < C; k++)
-                drow[k] = (float)((exp((double)row[k] - lse) - (k == labels[i])) / B);
-        }
-    }
-    return total / B;
-}
-
 static double mlp_loss_grad(void *p, const float *theta, float *grad, l2l_rng *rng)
 {
     mlp_ctx *c = p;
@@ -178,8 +145,7 @@ static double mlp_loss_grad(void *p, const float *theta, float *grad, l2l_rng *r
 
     /* The minibatch: B examples drawn with replacement, pixels scaled to [0, 1]. */
     for (int i = 0; i < B; i++) {
-        size_t k = c->pool > 0 ? c->perm[l2l_rng_below(rng, (uint64_t)c->pool)]
-                               : (size_t)l2l_rng_below(rng, data->n);
+        const size_t k = l2l_pool_pick(c->perm, c->pool, data->n, rng);
         const uint8_t *img = data->images + k * (size_t)D;
         float *x = c->a[0] + (size_t)i * D;
         for (int j = 0; j < D; j++) x[j] = (float)img[j] / 255.0f; /* vectorizes */
@@ -198,7 +164,7 @@ static double mlp_loss_grad(void *p, const float *theta, float *grad, l2l_rng *r
                 for (int j = 0; j < out; j++) c->a[l][(size_t)i * out + j] += b[j];
         }
     }
-    double loss = softmax_xent(c->a[L], c->labels, B, C, grad ? c->dz : NULL);
+    double loss = l2l_softmax_xent(c->a[L], c->labels, B, C, grad ? c->dz : NULL);
     if (!grad) return loss;
 
     for (int l = L; l >= 1; l--) {
