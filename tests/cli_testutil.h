@@ -105,6 +105,23 @@ static inline int ct_run(const char *args, int limit)
     return WEXITSTATUS(st) == 137 ? 124 : WEXITSTATUS(st);
 }
 
+/* The first six columns of the training log ct_dir/name into buf (n bytes), a line each:
+ * the seventh is wall time, which differs from run to run. */
+static inline void ct_log_numbers(const char *name, char *buf, size_t n)
+{
+    char path[512], line[512];
+    FILE *f = fopen(ct_path(path, sizeof path, name), "r");
+    if (!f) fail_msg("no log %s", path);
+    size_t used = 0;
+    buf[0] = 0;
+    while (fgets(line, sizeof line, f) && used < n) {
+        char *last = strrchr(line, ',');
+        if (last) *last = 0;
+        used += (size_t)snprintf(buf + used, n - used, "%s\n", line);
+    }
+    fclose(f);
+}
+
 /* FNV-1a of a file's bytes; 0 if it cannot be read. */
 static inline uint64_t ct_hash(const char *path)
 {

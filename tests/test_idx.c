@@ -539,14 +539,7 @@ static void test_mnist_label_out_of_range(void **state)
 static void test_fetched_mnist(void **state)
 {
     (void)state;
-    const char *dir = getenv("L2L_MNIST_DIR") ? getenv("L2L_MNIST_DIR") : "data/mnist";
-    char stamp[512];
-    snprintf(stamp, sizeof stamp, "%s/.stamp", dir);
-    struct stat sb;
-    if (stat(stamp, &sb) != 0) {
-        printf("[  SKIP    ] %s has no fetched MNIST (run `make data`)\n", dir);
-        skip();
-    }
+    const char *dir = tu_fetched_mnist();
     /* Class counts of the documented split (seed 20160614), from DIR/README. */
     static const int train_counts[10] = {817, 894, 790, 814, 787, 703, 808, 871, 759, 757};
     static const int t10k_counts[10] = {184, 233, 201, 218, 193, 160, 206, 199, 185, 221};

@@ -68,23 +68,6 @@ static int file_exists(const char *name)
     return access(ct_path(path, sizeof path, name), F_OK) == 0;
 }
 
-/* The log's first six columns (the seventh is wall time). */
-static void log_numbers(const char *name, char *buf, size_t n)
-{
-    char path[512];
-    FILE *f = fopen(ct_path(path, sizeof path, name), "r");
-    if (!f) fail_msg("no log %s", path);
-    char line[512];
-    size_t used = 0;
-    buf[0] = 0;
-    while (fgets(line, sizeof line, f) && used < n) {
-        char *last = strrchr(line, ',');
-        if (last) *last = 0;
-        used += (size_t)snprintf(buf + used, n - used, "%s\n", line);
-    }
-    fclose(f);
-}
-
 /* Runs the configuration killed until `kills` kills are made or it finishes; then
  * resumes it to the end and checks the result. */
 static void check_round(int c, int *made_in_all, int kills, double t_ref, l2l_rng *rng)
@@ -118,8 +101,8 @@ static void check_round(int c, int *made_in_all, int kills, double t_ref, l2l_rn
                  configs[c][0], configs[c][1], made);
     static char lr[1 << 16], lk[1 << 16];
     snprintf(name, sizeof name, "ref%d-log.csv", c);
-    log_numbers(name, lr, sizeof lr);
-    log_numbers("k-log.csv", lk, sizeof lk);
+    ct_log_numbers(name, lr, sizeof lr);
+    ct_log_numbers("k-log.csv", lk, sizeof lk);
     if (strcmp(lr, lk) != 0) fail_msg("%s: the resumed log differs:\n%s\nagainst\n%s", configs[c][0], lk, lr);
     /* a warm start's best phi, as the uninterrupted run's */
     snprintf(ref, sizeof ref, "%s/ref%d.warm.safetensors", ct_dir, c);

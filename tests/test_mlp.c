@@ -6,7 +6,6 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "mlp_testutil.h"
 
@@ -221,14 +220,7 @@ static void test_pool(void **state)
 static void test_mnist_descends(void **state)
 {
     (void)state;
-    const char *dir = getenv("L2L_MNIST_DIR") ? getenv("L2L_MNIST_DIR") : "data/mnist";
-    char stamp[512];
-    struct stat sb;
-    snprintf(stamp, sizeof stamp, "%s/.stamp", dir);
-    if (stat(stamp, &sb) != 0) {
-        printf("[  SKIP    ] %s has no fetched MNIST (run `make data`)\n", dir);
-        skip();
-    }
+    const char *dir = tu_fetched_mnist();
     l2l_dataset ds;
     l2l_error err = {0};
     if (l2l_mnist_load(&ds, dir, "train", &err) != L2L_STATUS_OK) fail_msg("%s", err.msg);

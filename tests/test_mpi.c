@@ -52,22 +52,6 @@ static int mp_run(int K, const char *args, int limit)
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-/* The log's first six columns (the seventh is wall time). */
-static void log_numbers(const char *name, char *buf, size_t n)
-{
-    char path[512], line[512];
-    FILE *f = fopen(ct_path(path, sizeof path, name), "r");
-    if (!f) fail_msg("no log %s", path);
-    size_t used = 0;
-    buf[0] = 0;
-    while (fgets(line, sizeof line, f) && used < n) {
-        char *last = strrchr(line, ',');
-        if (last) *last = 0;
-        used += (size_t)snprintf(buf + used, n - used, "%s\n", line);
-    }
-    fclose(f);
-}
-
 /* The files of `stem` (its checkpoint and log) against those of `ref`. */
 static void expect_same(const char *ref, const char *stem, const char *what)
 {
@@ -80,9 +64,9 @@ static void expect_same(const char *ref, const char *stem, const char *what)
         fail_msg("%s: the checkpoint %s differs from the single process's %s", what, b, a);
     static char la[1 << 16], lb[1 << 16];
     snprintf(name, sizeof name, "%s-log.csv", ref);
-    log_numbers(name, la, sizeof la);
+    ct_log_numbers(name, la, sizeof la);
     snprintf(name, sizeof name, "%s-log.csv", stem);
-    log_numbers(name, lb, sizeof lb);
+    ct_log_numbers(name, lb, sizeof lb);
     if (strcmp(la, lb) != 0) fail_msg("%s: the log differs:\n%s\nagainst the single process's\n%s", what, lb, la);
 }
 

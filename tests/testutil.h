@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
 #include <cmocka.h>
 
 #include "util/util.h"
@@ -44,6 +46,21 @@ static inline void tu_write_file(const char *path, const void *data, size_t n)
     if (!f) fail_msg("cannot write %s", path);
     if (n && fwrite(data, 1, n, f) != n) fail_msg("short write to %s", path);
     fclose(f);
+}
+
+/* The directory of the MNIST files that scripts/fetch_mnist.sh made (L2L_MNIST_DIR, by
+ * default data/mnist); skips the calling test when they are not there (`make data`). */
+static inline const char *tu_fetched_mnist(void)
+{
+    const char *dir = getenv("L2L_MNIST_DIR") ? getenv("L2L_MNIST_DIR") : "data/mnist";
+    char stamp[512];
+    struct stat sb;
+    snprintf(stamp, sizeof stamp, "%s/.stamp", dir);
+    if (stat(stamp, &sb) != 0) {
+        printf("[  SKIP    ] %s has no fetched MNIST (run `make data`)\n", dir);
+        skip();
+    }
+    return dir;
 }
 
 #endif
