@@ -144,26 +144,16 @@ typedef struct {
 static int parse_curriculum(const char *s, void *dest)
 {
     curriculum *c = dest;
-    c->n = 0;
-    for (const char *q = s;;) {
-        char *end;
-        const long t = strtol(q, &end, 10);
-        if (end == q || t < 1 || t > 100000 || c->n == MAX_CURRICULUM) return -1;
-        c->unroll[c->n++] = (int)t;
-        if (*end == 0) return 0;
-        if (*end != ',') return -1;
-        q = end + 1;
-    }
+    const int n = opts_parse_ints(s, c->unroll, MAX_CURRICULUM, 1, 100000);
+    if (n < 1) return -1;
+    c->n = n;
+    return 0;
 }
 
 static void format_curriculum(const void *dest, char *buf, size_t n)
 {
     const curriculum *c = dest;
-    buf[0] = 0;
-    for (int i = 0; i < c->n; i++) {
-        size_t len = strlen(buf);
-        snprintf(buf + len, n - len, "%s%d", i ? "," : "", c->unroll[i]);
-    }
+    opts_format_ints(c->unroll, c->n, buf, n);
 }
 
 /* The options, pointing into this struct (which is therefore never copied). */

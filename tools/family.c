@@ -59,18 +59,11 @@ static void format_mix(const void *dest, char *buf, size_t n)
 static int parse_classes(const char *s, void *dest)
 {
     family *f = dest;
-    int n = 0, seen[FAMILY_MAX_CLASSES] = {0};
-    for (const char *q = s;;) {
-        char *end;
-        long c = strtol(q, &end, 10);
-        if (end == q || c < 0 || c >= FAMILY_MAX_CLASSES || seen[c] || n == FAMILY_MAX_CLASSES) return -1;
-        seen[c] = 1;
-        f->classes[n++] = (int)c;
-        q = end;
-        if (*q == 0) break;
-        if (*q++ != ',') return -1;
-    }
+    const int n = opts_parse_ints(s, f->classes, FAMILY_MAX_CLASSES, 0, FAMILY_MAX_CLASSES - 1);
     if (n < 2) return -1;
+    int seen[FAMILY_MAX_CLASSES] = {0};
+    for (int i = 0; i < n; i++)
+        if (seen[f->classes[i]]++) return -1;
     f->n_classes = n;
     return 0;
 }
@@ -78,11 +71,7 @@ static int parse_classes(const char *s, void *dest)
 static void format_classes(const void *dest, char *buf, size_t n)
 {
     const family *f = dest;
-    buf[0] = 0;
-    for (int i = 0; i < f->n_classes; i++) {
-        size_t len = strlen(buf);
-        snprintf(buf + len, n - len, "%s%d", i ? "," : "", f->classes[i]);
-    }
+    opts_format_ints(f->classes, f->n_classes, buf, n);
 }
 
 void family_init(family *f)

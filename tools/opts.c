@@ -43,6 +43,29 @@ tool_result tool_diverged(const char *cmd, const char *fmt, ...)
     return TOOL_DIVERGED;
 }
 
+int opts_parse_ints(const char *s, int *v, int max, long lo, long hi)
+{
+    int n = 0;
+    for (const char *q = s;;) {
+        char *end;
+        const long x = strtol(q, &end, 10);
+        if (end == q || x < lo || x > hi || n == max) return -1;
+        v[n++] = (int)x;
+        if (*end == 0) return n;
+        if (*end != ',') return -1;
+        q = end + 1;
+    }
+}
+
+void opts_format_ints(const int *v, int n, char *buf, size_t size)
+{
+    buf[0] = 0;
+    for (int i = 0; i < n; i++) {
+        const size_t len = strlen(buf);
+        snprintf(buf + len, size - len, "%s%d", i ? "," : "", v[i]);
+    }
+}
+
 const char *opts_choice_name(const opt_choice *choices, int value)
 {
     for (int i = 0; choices[i].name; i++)

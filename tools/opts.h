@@ -95,6 +95,11 @@ tool_result opts_parse(const opt_command *cmd, opt_group *groups, int argc, char
 
 /* Whether the option `name` of the table was given (it must be in the table). */
 int opts_given(const opt_desc *table, const char *name);
+/* For OPT_CUSTOM lists: s as integers in [lo, hi] separated by commas, at most max, into
+ * v; returns how many, or -1 if s is not such a list. */
+int opts_parse_ints(const char *s, int *v, int max, long lo, long hi);
+/* v[0..n) as "1,2,3" into buf (size bytes). */
+void opts_format_ints(const int *v, int n, char *buf, size_t size);
 /* The name of value in a choice table, NULL if none. */
 const char *opts_choice_name(const opt_choice *choices, int value);
 /* Writes every option that has a key as a (key, value) pair, its value as text (floats
