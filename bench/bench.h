@@ -42,4 +42,10 @@ l2l_status bench_measure(const bench_job *job, bench_result *r, l2l_error *err);
  * Returns the exit status. */
 int bench_conv(const char *data, int threads, int repeat, int sgemm_size);
 
+/* Timing, for measure.c and conv.c: wall-clock seconds (monotonic), CPU seconds of all
+ * this process's threads (user + system), and the median of v[0..n) (sorts v). */
+double bench_wall_seconds(void);
+double bench_cpu_seconds(void);
+double bench_median(double *v, int n);
+
 #endif

@@ -19,8 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <time.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -31,33 +29,6 @@
 
 enum { MAX_RUNS = 64 };
 
-static double wall_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
-
-static double cpu_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    const double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* The median of v[0..n) (sorts v). */
-static double median_of(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 /* What one timed thing does, called `runs` times after two untimed warm-ups. */
 typedef void (*timed_fn)(void *ctx);
 
@@ -65,11 +36,11 @@ static double time_median(timed_fn fn, void *ctx, int runs)
 {
     double t[MAX_RUNS];
     for (int k = -2; k < runs; k++) {
-        const double t0 = wall_now();
+        const double t0 = bench_wall_seconds();
         fn(ctx);
-        if (k >= 0) t[k] = wall_now() - t0;
+        if (k >= 0) t[k] = bench_wall_seconds() - t0;
     }
-    return median_of(t, runs);
+    return bench_median(t, runs);
 }
 
 typedef struct {
@@ -180,11 +151,11 @@ int bench_conv(const char *data, int threads, int repeat, int sgemm_size)
     for (int k = 0; k < 3; k++) run_step(&sc);
     double t[MAX_RUNS], c[MAX_RUNS];
     for (int k = 0; k < runs; k++) {
-        const double t0 = wall_now(), c0 = cpu_now();
+        const double t0 = bench_wall_seconds(), c0 = bench_cpu_seconds();
         run_step(&sc);
-        t[k] = wall_now() - t0, c[k] = cpu_now() - c0;
+        t[k] = bench_wall_seconds() - t0, c[k] = bench_cpu_seconds() - c0;
     }
-    const double step = median_of(t, runs), step_cpu = median_of(c, runs), step_min = t[0];
+    const double step = bench_median(t, runs), step_cpu = bench_median(c, runs), step_min = t[0];
     const double q1 = t[runs / 4], q3 = t[(3 * runs) / 4];
 
     /* the convolution kernels alone, on the step's shapes */

@@ -25,7 +25,7 @@
 #include "lstm/lstm.h"
 #include "optim/adam.h"
 
-static double now_seconds(void)
+double bench_wall_seconds(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -39,8 +39,7 @@ static double peak_rss_mb(void)
     return ru.ru_maxrss / 1024.0; /* Linux: KiB */
 }
 
-/* CPU seconds of all this process's threads, user + system. */
-static double cpu_seconds(void)
+double bench_cpu_seconds(void)
 {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
@@ -53,7 +52,7 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static double median(double *v, int n)
+double bench_median(double *v, int n)
 {
     qsort(v, (size_t)n, sizeof *v, cmp_double);
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
@@ -86,14 +85,14 @@ static double synth_loss_grad(void *ctx, const float *theta, float *grad, l2l_rn
 {
     (void)rng;
     synth *s = ctx;
-    const double t0 = now_seconds();
+    const double t0 = bench_wall_seconds();
     double f = 0;
     for (size_t i = 0; i < s->n; i++) {
         float r = theta[i] - s->y[i];
         grad[i] = s->a[i] * r;
         f += (double)(grad[i] * r);
     }
-    s->seconds += now_seconds() - t0;
+    s->seconds += bench_wall_seconds() - t0;
     return 0.5 * f / (double)s->n;
 }
 
@@ -106,9 +105,9 @@ typedef struct {
 static double timed_loss_grad(void *ctx, const float *theta, float *grad, l2l_rng *rng)
 {
     timed_task *tt = ctx;
-    const double t0 = now_seconds();
+    const double t0 = bench_wall_seconds();
     double f = tt->inner.loss_grad(tt->inner.ctx, theta, grad, rng);
-    tt->seconds += now_seconds() - t0;
+    tt->seconds += bench_wall_seconds() - t0;
     return f;
 }
 
@@ -151,14 +150,14 @@ static l2l_status measure_sgemm(int size, int repeat, bench_result *r, l2l_error
     const int runs = repeat < 64 ? repeat : 64;
     double wall = 0, cpu = 0;
     for (int k = -1; k < runs; k++) { /* k = -1: warm-up */
-        const double t0 = now_seconds(), c0 = cpu_seconds();
+        const double t0 = bench_wall_seconds(), c0 = bench_cpu_seconds();
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, size, size, size, 1.0f, a, size, b,
                     size, 0.0f, c, size);
-        if (k >= 0) t[k] = now_seconds() - t0, wall += t[k], cpu += cpu_seconds() - c0;
+        if (k >= 0) t[k] = bench_wall_seconds() - t0, wall += t[k], cpu += bench_cpu_seconds() - c0;
     }
     r->cpu_util = cpu / wall;
     free(a), free(b), free(c);
-    r->seconds = median(t, runs);
+    r->seconds = bench_median(t, runs);
     r->rate = 2.0 * n * n * n / r->seconds;
     r->runs = runs;
     return L2L_STATUS_OK;
@@ -199,18 +198,18 @@ static l2l_status measure_train(size_t N, int repeat, bench_result *r, l2l_error
         l2l_lstm_state_zero(&state);
         memset(dphi, 0, net.n_params * sizeof(float));
         s.seconds = 0;
-        const double t0 = now_seconds(), c0 = cpu_seconds();
+        const double t0 = bench_wall_seconds(), c0 = bench_cpu_seconds();
         if ((st = l2l_unroll_run(&u, &net, &task, theta, &state, NULL, &rng, dphi, NULL, err))) goto done;
         l2l_adam_update(net.n_params, net.phi, dphi, m, v, k + 2, 1e-3f, 0.9f, 0.999f, 1e-8f);
         if (k >= 0) {
-            t[k] = now_seconds() - t0, task_t[k] = s.seconds / t[k];
-            wall += t[k], cpu += cpu_seconds() - c0;
+            t[k] = bench_wall_seconds() - t0, task_t[k] = s.seconds / t[k];
+            wall += t[k], cpu += bench_cpu_seconds() - c0;
         }
     }
     r->cpu_util = cpu / wall;
     r->runs = runs < 64 ? runs : 64;
-    r->seconds = median(t, r->runs);
-    r->task_frac = median(task_t, r->runs);
+    r->seconds = bench_median(t, r->runs);
+    r->task_frac = bench_median(task_t, r->runs);
     r->rate = (double)N * BENCH_T / r->seconds;
 done:
     l2l_unroll_free(&u);
@@ -241,16 +240,16 @@ static l2l_status measure_infer(size_t N, int repeat, bench_result *r, l2l_error
     const int runs = runs_for(repeat, (double)N * per_run, 3e7);
     double t[64], wall = 0, cpu = 0;
     for (int k = -1; k < runs && k < 64; k++) {
-        const double t0 = now_seconds(), c0 = cpu_seconds();
+        const double t0 = bench_wall_seconds(), c0 = bench_cpu_seconds();
         for (int s = 0; s < per_run; s++) l2l_lstm_step(&net, &state, grad, update);
         if (k >= 0) {
-            wall += now_seconds() - t0, cpu += cpu_seconds() - c0;
-            t[k] = (now_seconds() - t0) / per_run;
+            wall += bench_wall_seconds() - t0, cpu += bench_cpu_seconds() - c0;
+            t[k] = (bench_wall_seconds() - t0) / per_run;
         }
     }
     r->cpu_util = cpu / wall;
     r->runs = runs < 64 ? runs : 64;
-    r->seconds = median(t, r->runs);
+    r->seconds = bench_median(t, r->runs);
     r->rate = (double)N / r->seconds;
 done:
     l2l_lstm_state_free(&state);
@@ -295,12 +294,12 @@ static l2l_status measure_mnist(const char *data, int repeat, bench_result *r, l
     tc.epochs = 1 + (repeat < 63 ? repeat : 63); /* the first is a warm-up */
     tc.eval_every = 0;
     epoch_times e = {0};
-    const double t0 = now_seconds(), c0 = cpu_seconds();
+    const double t0 = bench_wall_seconds(), c0 = bench_cpu_seconds();
     if ((st = l2l_meta_train(&net, &task, &tc, on_epoch, &e, err))) goto done_net;
-    const double total = now_seconds() - t0;
-    r->cpu_util = (cpu_seconds() - c0) / total;
+    const double total = bench_wall_seconds() - t0;
+    r->cpu_util = (bench_cpu_seconds() - c0) / total;
     r->runs = e.n - 1;
-    r->seconds = median(e.t + 1, r->runs);
+    r->seconds = bench_median(e.t + 1, r->runs);
     r->rate = (double)task.n * tc.steps / r->seconds;
     r->task_frac = tt.seconds / total;
     r->n = (double)task.n;
