@@ -119,7 +119,7 @@ static void timed_sample(void *ctx, l2l_rng *rng, float *theta0)
 
 static l2l_status make_lstm(l2l_lstm *net, l2l_error *err)
 {
-    l2l_lstm_config cfg = {BENCH_L, BENCH_H, L2L_PREPROC_LOGSIGN, 10.0f, 0.1f};
+    l2l_lstm_config cfg = {.layers = BENCH_L, .hidden = BENCH_H, .preproc = L2L_PREPROC_LOGSIGN, .p = 10.0f, .scale = 0.1f};
     l2l_status st = l2l_lstm_create(net, &cfg, err);
     if (st) return st;
     l2l_rng rng;
@@ -179,8 +179,8 @@ static l2l_status measure_train(size_t N, int repeat, bench_result *r, l2l_error
         st = l2l_error_set(err, L2L_STATUS_NOMEM, "cannot allocate the benchmark's buffers for N = %zu", N);
         goto done;
     }
-    if ((st = l2l_unroll_create(&u, &net, N, &ucfg, err))) goto done;
-    if ((st = l2l_lstm_state_create(&state, &net, N, err))) goto done;
+    if ((st = l2l_unroll_create(&u, &net, N, NULL, &ucfg, err))) goto done;
+    if ((st = l2l_lstm_state_create(&state, &net, N, NULL, err))) goto done;
     l2l_rng rng;
     l2l_rng_seed(&rng, 7, L2L_STREAM_TRAIN);
     for (size_t i = 0; i < N; i++) {
@@ -230,7 +230,7 @@ static l2l_status measure_infer(size_t N, int repeat, bench_result *r, l2l_error
         st = l2l_error_set(err, L2L_STATUS_NOMEM, "cannot allocate the benchmark's buffers for N = %zu", N);
         goto done;
     }
-    if ((st = l2l_lstm_state_create(&state, &net, N, err))) goto done;
+    if ((st = l2l_lstm_state_create(&state, &net, N, NULL, err))) goto done;
     l2l_lstm_state_zero(&state);
     l2l_rng rng;
     l2l_rng_seed(&rng, 7, L2L_STREAM_TRAIN);

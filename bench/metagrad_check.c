@@ -122,8 +122,8 @@ int main(int argc, char **argv)
     p.losses = malloc((size_t)(T + 1) * sizeof(double));
     l2l_lstm_state s0;
     const l2l_unroll_config ucfg = {.T = T, .objective = L2L_OBJECTIVE_LOG};
-    if (l2l_lstm_state_create(&s0, &net, n, &err) || l2l_lstm_state_create(&p.s, &net, n, &err) ||
-        l2l_unroll_create(&p.u, &net, n, &ucfg, &err)) {
+    if (l2l_lstm_state_create(&s0, &net, n, NULL, &err) || l2l_lstm_state_create(&p.s, &net, n, NULL, &err) ||
+        l2l_unroll_create(&p.u, &net, n, NULL, &ucfg, &err)) {
         fprintf(stderr, "metagrad_check: %s\n", err.msg);
         return 1;
     }

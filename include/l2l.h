@@ -80,6 +80,12 @@ typedef enum {
 
 /* ----------------------------------------------------------------- tasks */
 
+/* Parameter groups: a task may split its coordinates into up to L2L_MAX_GROUPS named
+ * groups (a conv net's kernels and everything else), and a learned optimizer may have one
+ * LSTM per group. A name is 1 to L2L_GROUP_NAME - 1 characters of [a-z0-9_]. */
+#define L2L_MAX_GROUPS 4
+#define L2L_GROUP_NAME 16
+
 /*
  * An optimizee family: the two callbacks a user writes to meta-train on their own
  * problems. sample() draws a new problem instance and its starting point theta0
@@ -97,6 +103,13 @@ typedef struct l2l_task {
     double (*loss_grad)(void *ctx, const float *theta, float *grad, l2l_rng *rng);
     void (*destroy)(void *ctx);
     char name[64];
+    /* Parameter groups, for optimizers by group (l2l_lstm_config.groups); zero for none.
+     * n_groups >= 2 declares that coordinate i belongs to group group[i] in
+     * [0, n_groups), named group_names[g] (see l2l_group_names_check); group (N bytes)
+     * belongs to ctx. */
+    int n_groups;
+    const uint8_t *group;
+    char group_names[L2L_MAX_GROUPS][L2L_GROUP_NAME];
 } l2l_task;
 
 L2L_API void l2l_task_free(l2l_task *task);
@@ -122,7 +135,8 @@ L2L_API l2l_status l2l_task_quadratic_create(l2l_task *task, const l2l_quadratic
  * those of children 0..i-1): the loss is their mean and each is optimized on its own
  * gradient. The children may differ in size (a mix of network shapes) but must share
  * grad_scale. Takes ownership of the B children, which are zeroed; l2l_task_free
- * frees them.
+ * frees them. Children with parameter groups must all declare the same groups, which the
+ * batch then declares for the concatenated coordinates (L2L_STATUS_ARG otherwise).
  */
 L2L_API l2l_status l2l_task_batch_create(l2l_task *task, l2l_task *children, int B,
                                          l2l_error *err);
@@ -222,7 +236,8 @@ L2L_API l2l_status l2l_task_mlp_create(l2l_task *task, const l2l_mlp_config *cfg
  * The convolutions are l2l's own kernels, on the calling thread; the fully connected
  * layers' products go through CBLAS, so for the same bytes from the same seed run the
  * BLAS on one thread (the l2l tool does). One task must not be evaluated by two threads
- * at once.
+ * at once. The task declares the paper's two parameter groups: "kernels" (group 0, the
+ * convolution kernels) and "other" (group 1, every other parameter).
  */
 #define L2L_CONV_MAX_LAYERS 6
 
@@ -278,6 +293,13 @@ typedef struct {
     l2l_preproc preproc;
     float p;     /* preprocessing constant (paper 10, authors' code 5) */
     float scale; /* output scale: g = scale * (w_out . h_top + b_out) */
+    /* Optimizers by parameter group (the paper's conv nets: one for the kernels, one for
+     * the rest): `groups` LSTMs of this architecture, each with its own weights, named
+     * group_names[0..groups), the one named like a task's group g running on the
+     * coordinates the task puts in group g. 0 or 1: one LSTM shared by every coordinate
+     * (names unused). */
+    int groups;
+    char group_names[L2L_MAX_GROUPS][L2L_GROUP_NAME];
 } l2l_lstm_config;
 
 /*
@@ -297,18 +319,21 @@ typedef struct {
     float *b_out; /* (1) */
 } l2l_lstm_view;
 
-/* The learned optimizer's weights phi and their architecture. */
+/* The learned optimizer's weights phi and their architecture. phi holds the groups'
+ * weights one group after the other, each in the layout above. */
 typedef struct {
-    l2l_lstm_config cfg;
-    int n_in;        /* D */
-    size_t n_params; /* floats in phi */
-    float *phi;      /* (n_params) */
-    l2l_lstm_view w; /* views into phi */
+    l2l_lstm_config cfg;  /* groups >= 1 */
+    int n_in;             /* D */
+    size_t n_params;      /* floats in phi, all groups */
+    float *phi;           /* (n_params) */
+    l2l_lstm_view w[L2L_MAX_GROUPS]; /* views into phi, w[g] group g's */
 } l2l_lstm;
 
-/* One tensor of phi as a checkpoint stores it: name, shape and offset in floats. */
+/* One tensor of phi as a checkpoint stores it: name, shape and offset in floats. With
+ * groups, every name is prefixed by its group's name and a dot ("kernels.lstm1.bias_ih"). */
+#define L2L_MAX_TENSORS (L2L_MAX_GROUPS * (4 * L2L_MAX_LAYERS + 2))
 typedef struct {
-    char name[32];
+    char name[48];
     int ndim;
     int64_t shape[2];
     size_t offset;
@@ -321,11 +346,16 @@ L2L_API l2l_status l2l_lstm_create(l2l_lstm *net, const l2l_lstm_config *cfg, l2
 L2L_API void l2l_lstm_free(l2l_lstm *net);
 /* The authors' initialisation: gate weights and biases ~ truncnormal(1/sqrt(in+H)),
  * forget-gate bias_ih += 1 (their constant forget bias, folded in), bias_hh = 0,
- * out.weight ~ truncnormal(1/sqrt(H)), out.bias = 0. */
+ * out.weight ~ truncnormal(1/sqrt(H)), out.bias = 0; group after group. */
 L2L_API void l2l_lstm_init(l2l_lstm *net, l2l_rng *rng);
 L2L_API size_t l2l_lstm_param_count(const l2l_lstm_config *cfg);
-/* Fills out (room for 4*L2L_MAX_LAYERS + 2) and returns the number of tensors. */
+/* Fills out (room for L2L_MAX_TENSORS) and returns the number of tensors. */
 L2L_API int l2l_lstm_tensors(const l2l_lstm_config *cfg, l2l_tensor_desc *out);
+/* Checks n (1..L2L_MAX_GROUPS) group names: each valid (see L2L_GROUP_NAME), no two alike. */
+L2L_API l2l_status l2l_group_names_check(const char (*names)[L2L_GROUP_NAME], int n, l2l_error *err);
+/* Whether net can optimize task's problems: an optimizer with groups needs a task with
+ * the same groups, by name and in order (a shared optimizer runs on any task). */
+L2L_API l2l_status l2l_lstm_check_task(const l2l_lstm *net, const l2l_task *task, l2l_error *err);
 
 /* ------------------------------------------------------------ optimizers */
 
@@ -365,6 +395,11 @@ typedef struct {
 
 L2L_API l2l_status l2l_optimizer_create(l2l_optimizer *o, const l2l_opt_spec *spec, size_t n,
                                         l2l_error *err);
+/* For a learned optimizer with groups: group (n bytes, read here only) gives each
+ * coordinate's group, as l2l_task.group does; a value >= the optimizer's groups is
+ * refused. Other optimizers ignore group, which may then be NULL. */
+L2L_API l2l_status l2l_optimizer_create_groups(l2l_optimizer *o, const l2l_opt_spec *spec,
+                                               size_t n, const uint8_t *group, l2l_error *err);
 L2L_API void l2l_optimizer_reset(l2l_optimizer *o); /* zero state, for a new optimizee */
 /* theta (N) += the optimizer's update from grad (N). */
 L2L_API void l2l_optimizer_step(l2l_optimizer *o, const float *grad, float *theta);

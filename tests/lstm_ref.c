@@ -77,7 +77,7 @@ double l2l_ref_unroll(const l2l_lstm_config *cfg, const double *phi, const l2l_r
 {
     const int L = cfg->layers, H = cfg->layers > 0 ? cfg->hidden : 0, D = l2l_lstm_n_in(cfg);
     const size_t N = task->n;
-    l2l_tensor_desc td[4 * L2L_MAX_LAYERS + 2];
+    l2l_tensor_desc td[L2L_MAX_TENSORS];
     l2l_lstm_config c0 = *cfg;
     c0.hidden = H;
     l2l_lstm_tensors(&c0, td);

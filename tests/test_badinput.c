@@ -227,7 +227,7 @@ static void copy_checkpoint(const char *name, long keep, long nan_at)
 /* A training state of a tiny net, with a command line (args) or none. */
 static void write_state(const char *name, int with_args)
 {
-    l2l_lstm_config lc = {1, 2, L2L_PREPROC_NONE, 10, 1};
+    l2l_lstm_config lc = {.layers = 1, .hidden = 2, .preproc = L2L_PREPROC_NONE, .p = 10, .scale = 1};
     l2l_lstm net;
     l2l_error err;
     assert_int_equal(l2l_lstm_create(&net, &lc, &err), L2L_STATUS_OK);
@@ -244,7 +244,7 @@ static void write_state(const char *name, int with_args)
 /* An optimizer whose steps are a million times too large: every run diverges. */
 static void write_wild(void)
 {
-    l2l_lstm_config lc = {1, 4, L2L_PREPROC_NONE, 10, 1e6f};
+    l2l_lstm_config lc = {.layers = 1, .hidden = 4, .preproc = L2L_PREPROC_NONE, .p = 10, .scale = 1e6f};
     l2l_lstm net;
     l2l_error err;
     assert_int_equal(l2l_lstm_create(&net, &lc, &err), L2L_STATUS_OK);

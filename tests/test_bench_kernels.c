@@ -42,7 +42,7 @@ static double diag_loss_grad(void *ctx, const float *theta, float *grad, l2l_rng
 static l2l_lstm make_net(void)
 {
     l2l_lstm net;
-    l2l_lstm_config cfg = {2, 20, L2L_PREPROC_LOGSIGN, 10.0f, 0.1f};
+    l2l_lstm_config cfg = {.layers = 2, .hidden = 20, .preproc = L2L_PREPROC_LOGSIGN, .p = 10.0f, .scale = 0.1f};
     l2l_error err;
     assert_int_equal(l2l_lstm_create(&net, &cfg, &err), L2L_STATUS_OK);
     l2l_rng rng;
@@ -69,8 +69,8 @@ static void unroll_with(int threads, const l2l_lstm *net, float *a, float *theta
     l2l_unroll u;
     const l2l_unroll_config cfg = {.T = T, .objective = L2L_OBJECTIVE_SUM};
     l2l_error err;
-    assert_int_equal(l2l_lstm_state_create(&st, net, N, &err), L2L_STATUS_OK);
-    assert_int_equal(l2l_unroll_create(&u, net, N, &cfg, &err), L2L_STATUS_OK);
+    assert_int_equal(l2l_lstm_state_create(&st, net, N, NULL, &err), L2L_STATUS_OK);
+    assert_int_equal(l2l_unroll_create(&u, net, N, NULL, &cfg, &err), L2L_STATUS_OK);
     l2l_rng rng;
     l2l_rng_seed(&rng, 1, 1);
     memset(dphi, 0, net->n_params * sizeof(float));
@@ -120,7 +120,7 @@ static void test_unroll_forward_is_step(void **state)
         unroll_with(threads, &net, a, th_u, dphi, h_u);
         l2l_lstm_state st;
         l2l_error err;
-        assert_int_equal(l2l_lstm_state_create(&st, &net, N, &err), L2L_STATUS_OK);
+        assert_int_equal(l2l_lstm_state_create(&st, &net, N, NULL, &err), L2L_STATUS_OK);
         l2l_lstm_state_zero(&st);
         for (int t = 0; t < 2 * T; t++) {
             diag_loss_grad(a, th_s, grad, NULL);

@@ -195,7 +195,7 @@ static void test_checkpoint_contents(void **state)
     l2l_error err = {0};
     l2l_status st = l2l_checkpoint_load(path, &net, NULL, NULL, &err);
     if (st) fail_msg("loading %s: %s", path, err.msg);
-    assert_true(net.w.w_out[1] == -0.25f);
+    assert_true(net.w[0].w_out[1] == -0.25f);
     l2l_lstm_free(&net);
 
     l2l_st_write_tensor wrong_shape[2] = {{"out.weight", 2, {1, 3}, w}, {"out.bias", 1, {1}, b}};

@@ -85,8 +85,19 @@ static void test_conv_on_digits(void **state)
     expect("train --task conv --data @ --batch 4 --epochs 1 --steps 2 --unroll 2 --eval-every 0 "
            "--out @/c.safetensors", 0, "conv-1x28x28-3x16k5-32-10-pool10, 21882 coordinates");
     expect("info @/c.safetensors", 0, "task             conv");
+    /* one LSTM per parameter group, as the paper's conv nets have; --shared: one for all */
+    expect("info @/c.safetensors", 0, "parameter groups: 2, one LSTM each: kernels other");
+    expect("info @/c.safetensors", 0, "other.lstm2.weight_hh");
     expect("compare --task conv --data @ --batch 4 --steps 3 --runs 2 --tune-runs 1 --baselines nag "
            "--optimizer @/c.safetensors --out @/cmp", 0, "conv-1x28x28-3x16k5-32-10-pool10");
+    expect("eval --task mnist --data @ --batch 4 --runs 1 --steps 2 --optimizer @/c.safetensors", 1,
+           "one LSTM per parameter group (kernels,other), but the task");
+    expect("train --task conv --data @ --batch 4 --epochs 1 --steps 2 --unroll 2 --eval-every 0 --shared "
+           "--out @/s.safetensors", 0, "LSTM 2x20 (5301 weights)");
+    expect("info @/s.safetensors", 0, "lstm2.weight_hh");
+    assert_null(strstr(ct_out, "parameter groups"));
+    expect("train --task conv --data @ --batch 4 --epochs 1 --steps 2 --unroll 2 --eval-every 0 --shared "
+           "--init @/c.safetensors --out @/t.safetensors", 2, "--init FILE takes the optimizer's architecture");
     /* --classes on digits: a network with two outputs */
     expect("train --task mnist --data @ --hidden 2 --batch 4 --epochs 1 --steps 2 --unroll 2 --eval-every 0 "
            "--recipe paper --classes 7,2 --out @/m.safetensors", 0, "mlp-784-2-2-sigmoid");

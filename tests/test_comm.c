@@ -96,7 +96,7 @@ static void *run_one(void *arg)
     for (int i = 0; i < sp->B; i++) l2l_task_quadratic_create(&kids[i], &qc, NULL);
     if (sp->B == 1) task = kids[0];
     else l2l_task_batch_create(&task, kids, sp->B, NULL);
-    const l2l_lstm_config lc = {2, 4, L2L_PREPROC_NONE, 10, sp->scale ? sp->scale : 0.5f};
+    const l2l_lstm_config lc = {.layers = 2, .hidden = 4, .preproc = L2L_PREPROC_NONE, .p = 10, .scale = sp->scale ? sp->scale : 0.5f};
     l2l_lstm net;
     l2l_lstm_create(&net, &lc, NULL);
     l2l_rng rng;

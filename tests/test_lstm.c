@@ -81,7 +81,7 @@ static l2l_ref_task quad_ref_task(quad_fixed *q)
 static l2l_lstm make_net(int layers, int hidden, l2l_preproc pre, float scale, uint64_t seed)
 {
     l2l_lstm net;
-    l2l_lstm_config cfg = {layers, hidden, pre, 10.0f, scale};
+    l2l_lstm_config cfg = {.layers = layers, .hidden = hidden, .preproc = pre, .p = 10.0f, .scale = scale};
     l2l_error err;
     assert_int_equal(l2l_lstm_create(&net, &cfg, &err), L2L_STATUS_OK);
     l2l_rng rng;
@@ -89,7 +89,7 @@ static l2l_lstm make_net(int layers, int hidden, l2l_preproc pre, float scale, u
     l2l_lstm_init(&net, &rng);
     /* Non-zero bias_hh so a kernel that ignores it fails the comparisons. */
     for (int l = 0; l < layers; l++)
-        for (int j = 0; j < 4 * hidden; j++) net.w.layer[l].b_hh[j] = (float)(0.2 * l2l_rng_normal(&rng));
+        for (int j = 0; j < 4 * hidden; j++) net.w[0].layer[l].b_hh[j] = (float)(0.2 * l2l_rng_normal(&rng));
     return net;
 }
 
@@ -190,7 +190,7 @@ static int check_unroll_fd(int layers, int hidden, l2l_preproc pre, double scale
     memcpy(theta, uc.theta0, sizeof theta), memcpy(h, uc.h0, sizeof h), memcpy(c, uc.c0, sizeof c);
     l2l_ref_unroll(&uc.cfg, phi, &task, T, uc.w, uc.log_loss, theta, h, c, NULL, uc.xs, NULL, dphi);
 
-    l2l_tensor_desc td[4 * L2L_MAX_LAYERS + 2];
+    l2l_tensor_desc td[L2L_MAX_TENSORS];
     int nt = l2l_lstm_tensors(&uc.cfg, td), bad = 0;
     for (int ti = 0; ti < nt; ti++) {
         int is_bias_hh = strstr(td[ti].name, "bias_hh") != NULL;
@@ -305,11 +305,11 @@ static void compare_fast_ref(int layers, int hidden, l2l_preproc pre, float scal
     l2l_lstm_state st;
     l2l_unroll u;
     l2l_error err;
-    assert_int_equal(l2l_lstm_state_create(&st, &net, N, &err), L2L_STATUS_OK);
+    assert_int_equal(l2l_lstm_state_create(&st, &net, N, NULL, &err), L2L_STATUS_OK);
     test_teacher tt = {.n = N, .rec = calloc((size_t)T * N, sizeof(double))};
     const l2l_unroll_config ucfg = {.T = T, .objective = weighted == 2 ? L2L_OBJECTIVE_LOG : L2L_OBJECTIVE_SUM,
                                     .teacher = weighted == 3 ? teacher_step : NULL, .teacher_ctx = &tt};
-    assert_int_equal(l2l_unroll_create(&u, &net, N, &ucfg, &err), L2L_STATUS_OK);
+    assert_int_equal(l2l_unroll_create(&u, &net, N, NULL, &ucfg, &err), L2L_STATUS_OK);
     if (weighted == 3) rtask.targets = tt.rec;
     double losses[64], rlosses[64];
     for (int unroll = 0; unroll < 2; unroll++) {
@@ -403,8 +403,8 @@ static void run_tiles(int threads, float *dphi_out, float *theta_out)
     l2l_unroll u;
     l2l_error err;
     const l2l_unroll_config ucfg = {.T = T};
-    assert_int_equal(l2l_lstm_state_create(&st, &net, N, &err), L2L_STATUS_OK);
-    assert_int_equal(l2l_unroll_create(&u, &net, N, &ucfg, &err), L2L_STATUS_OK);
+    assert_int_equal(l2l_lstm_state_create(&st, &net, N, NULL, &err), L2L_STATUS_OK);
+    assert_int_equal(l2l_unroll_create(&u, &net, N, NULL, &ucfg, &err), L2L_STATUS_OK);
     for (int i = 0; i < N; i++) theta_out[i] = (float)l2l_rng_normal(&rng);
     memset(dphi_out, 0, net.n_params * sizeof(float));
     assert_int_equal(l2l_unroll_run(&u, &net, &task, theta_out, &st, NULL, &rng, dphi_out, NULL, &err), L2L_STATUS_OK);
@@ -454,7 +454,7 @@ static void test_step_matches_reference(void **state)
     const int L = 2, H = 20;
     l2l_lstm_state st;
     l2l_error err;
-    assert_int_equal(l2l_lstm_state_create(&st, &net, N, &err), L2L_STATUS_OK);
+    assert_int_equal(l2l_lstm_state_create(&st, &net, N, NULL, &err), L2L_STATUS_OK);
     l2l_tensor_desc td[10];
     l2l_lstm_tensors(&net.cfg, td);
     double *rphi = calloc(net.n_params, sizeof(double)), *rh = calloc(N * L * H, sizeof(double));
@@ -504,7 +504,7 @@ static void test_authors_check(void **state)
     /* docs/METHOD.md section 4: f(x) = x², x0 = 1, no LSTM layers (g = w grad + b, w = b = 0),
      * no preprocessing, scale 1, unroll 5, two unrolls, meta-Adam lr 0.01. */
     l2l_lstm net;
-    l2l_lstm_config cfg = {0, 0, L2L_PREPROC_NONE, 10, 1.0f};
+    l2l_lstm_config cfg = {.layers = 0, .hidden = 0, .preproc = L2L_PREPROC_NONE, .p = 10, .scale = 1.0f};
     l2l_error err;
     assert_int_equal(l2l_lstm_create(&net, &cfg, &err), L2L_STATUS_OK);
     assert_int_equal(net.n_params, 2);
@@ -512,14 +512,14 @@ static void test_authors_check(void **state)
     l2l_lstm_state st;
     l2l_unroll u;
     const l2l_unroll_config bad_T = {.T = 0}, bad_objective = {.T = 5, .objective = 7};
-    assert_int_equal(l2l_unroll_create(&u, &net, 1, &bad_T, &err), L2L_STATUS_ARG);
+    assert_int_equal(l2l_unroll_create(&u, &net, 1, NULL, &bad_T, &err), L2L_STATUS_ARG);
     assert_non_null(strstr(err.msg, "unroll length"));
     l2l_unroll_free(&u); /* safe after a failed create */
-    assert_int_equal(l2l_unroll_create(&u, &net, 1, &bad_objective, &err), L2L_STATUS_ARG);
+    assert_int_equal(l2l_unroll_create(&u, &net, 1, NULL, &bad_objective, &err), L2L_STATUS_ARG);
     assert_non_null(strstr(err.msg, "objective"));
     const l2l_unroll_config ucfg = {.T = 5, .objective = L2L_OBJECTIVE_SUM};
-    assert_int_equal(l2l_lstm_state_create(&st, &net, 1, &err), L2L_STATUS_OK);
-    assert_int_equal(l2l_unroll_create(&u, &net, 1, &ucfg, &err), L2L_STATUS_OK);
+    assert_int_equal(l2l_lstm_state_create(&st, &net, 1, NULL, &err), L2L_STATUS_OK);
+    assert_int_equal(l2l_unroll_create(&u, &net, 1, NULL, &ucfg, &err), L2L_STATUS_OK);
     float theta = 1, dphi[2], m[2] = {0}, v[2] = {0};
     double losses[6];
     l2l_rng rng;
@@ -550,7 +550,7 @@ static void test_authors_check(void **state)
 static void test_param_count_and_init(void **state)
 {
     (void)state;
-    l2l_lstm_config cfg = {2, 20, L2L_PREPROC_LOGSIGN, 10, 0.1f};
+    l2l_lstm_config cfg = {.layers = 2, .hidden = 20, .preproc = L2L_PREPROC_LOGSIGN, .p = 10, .scale = 0.1f};
     assert_int_equal(l2l_lstm_param_count(&cfg), 5301); /* 5,141 trained + 160 bias_hh */
     l2l_lstm net = make_net(2, 20, L2L_PREPROC_LOGSIGN, 0.1f, 1);
     l2l_rng rng;
@@ -558,12 +558,12 @@ static void test_param_count_and_init(void **state)
     l2l_lstm_init(&net, &rng);
     /* forget gate bias (rows H..2H) carries +1; every draw within 2 std */
     double sf = 0;
-    for (int j = 20; j < 40; j++) sf += net.w.layer[0].b_ih[j];
+    for (int j = 20; j < 40; j++) sf += net.w[0].layer[0].b_ih[j];
     assert_true(sf / 20 > 0.7 && sf / 20 < 1.3);
     double lim = 2.0 / sqrt(22.0);
-    for (int i = 0; i < 160; i++) assert_true(fabs(net.w.layer[0].w_ih[i]) <= lim);
-    for (int j = 0; j < 80; j++) assert_true(net.w.layer[1].b_hh[j] == 0);
-    assert_true(net.w.b_out[0] == 0);
+    for (int i = 0; i < 160; i++) assert_true(fabs(net.w[0].layer[0].w_ih[i]) <= lim);
+    for (int j = 0; j < 80; j++) assert_true(net.w[0].layer[1].b_hh[j] == 0);
+    assert_true(net.w[0].b_out[0] == 0);
     l2l_lstm_free(&net);
     l2l_error err;
     cfg.layers = 9;
@@ -574,7 +574,7 @@ static void test_param_count_and_init(void **state)
 static void test_preprocess(void **state)
 {
     (void)state;
-    l2l_lstm_config cfg = {2, 20, L2L_PREPROC_LOGSIGN, 10, 0.1f};
+    l2l_lstm_config cfg = {.layers = 2, .hidden = 20, .preproc = L2L_PREPROC_LOGSIGN, .p = 10, .scale = 0.1f};
     float g[4] = {1.0f, -0.5f, 1e-6f, 0.0f}, x[8];
     l2l_preprocess(&cfg, 4, g, x);
     EXPECT_CLOSE(x[0], 0, 1e-7, 0, "log|1|/10");

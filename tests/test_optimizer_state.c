@@ -17,7 +17,7 @@ static void random_vec(l2l_rng *rng, float *v, size_t n, double std)
 static void make_net(l2l_lstm *net)
 {
     l2l_error err;
-    const l2l_lstm_config cfg = {2, 20, L2L_PREPROC_LOGSIGN, 10.0f, 0.1f};
+    const l2l_lstm_config cfg = {.layers = 2, .hidden = 20, .preproc = L2L_PREPROC_LOGSIGN, .p = 10.0f, .scale = 0.1f};
     assert_int_equal(l2l_lstm_create(net, &cfg, &err), L2L_STATUS_OK);
     l2l_rng rng;
     l2l_rng_seed(&rng, 3, L2L_STREAM_INIT);

@@ -251,7 +251,7 @@ static void train_once(uint64_t seed, float *phi_out)
     l2l_quadratic_config qc = {10, 16, 0};
     assert_int_equal(l2l_task_quadratic_create(&task, &qc, &err), L2L_STATUS_OK);
     l2l_lstm net;
-    l2l_lstm_config lc = {2, 20, L2L_PREPROC_NONE, 10, 1.0f};
+    l2l_lstm_config lc = {.layers = 2, .hidden = 20, .preproc = L2L_PREPROC_NONE, .p = 10, .scale = 1.0f};
     assert_int_equal(l2l_lstm_create(&net, &lc, &err), L2L_STATUS_OK);
     l2l_rng rng;
     l2l_rng_seed(&rng, seed, L2L_STREAM_INIT);
@@ -299,7 +299,7 @@ static void test_train_config_errors(void **state)
     l2l_quadratic_config qc = {2, 2, 0};
     assert_int_equal(l2l_task_quadratic_create(&task, &qc, &err), L2L_STATUS_OK);
     l2l_lstm net;
-    l2l_lstm_config lc = {1, 4, L2L_PREPROC_NONE, 10, 1.0f};
+    l2l_lstm_config lc = {.layers = 1, .hidden = 4, .preproc = L2L_PREPROC_NONE, .p = 10, .scale = 1.0f};
     assert_int_equal(l2l_lstm_create(&net, &lc, &err), L2L_STATUS_OK);
     l2l_train_config tc;
     l2l_train_config_default(&tc);
@@ -362,7 +362,7 @@ static void test_imitation(void **state)
     l2l_quadratic_config qc = {10, 8, 0};
     assert_int_equal(l2l_task_quadratic_create(&task, &qc, &err), L2L_STATUS_OK);
     l2l_lstm net;
-    l2l_lstm_config lc = {1, 8, L2L_PREPROC_NONE, 10, 0.1f};
+    l2l_lstm_config lc = {.layers = 1, .hidden = 8, .preproc = L2L_PREPROC_NONE, .p = 10, .scale = 0.1f};
     assert_int_equal(l2l_lstm_create(&net, &lc, &err), L2L_STATUS_OK);
     l2l_rng rng;
     l2l_rng_seed(&rng, 4, L2L_STREAM_INIT);
@@ -418,7 +418,7 @@ static void test_evolution_strategies(void **state)
     l2l_quadratic_config qc = {3, 1, 0};
     assert_int_equal(l2l_task_quadratic_create(&task, &qc, &err), L2L_STATUS_OK);
     l2l_lstm net; /* a linear map of the gradient: 2 weights, smooth in phi */
-    l2l_lstm_config lc = {0, 0, L2L_PREPROC_NONE, 10, 0.1f};
+    l2l_lstm_config lc = {.layers = 0, .hidden = 0, .preproc = L2L_PREPROC_NONE, .p = 10, .scale = 0.1f};
     assert_int_equal(l2l_lstm_create(&net, &lc, &err), L2L_STATUS_OK);
     net.phi[0] = -0.5f, net.phi[1] = 0.05f;
     enum { STEPS = 5, PAIRS = 4000, EPOCH_SEED = 6 };
@@ -446,7 +446,7 @@ static void test_evolution_strategies(void **state)
     assert_int_equal(l2l_estimator_es.create(&es, &net, &batch, &ec, &err), L2L_STATUS_OK);
     *l2l_estimator_es.stream(&es) = noise;
     double curve[STEPS], L = 0;
-    l2l_es_rollout(&es, &net, &task, theta0, mb, curve);
+    l2l_es_rollout(&es, &net, 0, theta0, mb, curve);
     for (int t = 0; t < STEPS; t++) L += curve[t];
     EXPECT_CLOSE(L, run_loss(&net, &task, theta0, mb, STEPS), 1e-9, 1e-6, "rollout meta-loss");
     float g[2] = {0, 0};
@@ -503,7 +503,7 @@ static void test_divergence_is_reported(void **state)
     l2l_quadratic_config qc = {10, 4, 0};
     assert_int_equal(l2l_task_quadratic_create(&task, &qc, &err), L2L_STATUS_OK);
     l2l_lstm net;
-    l2l_lstm_config lc = {0, 0, L2L_PREPROC_NONE, 10, 1.0f};
+    l2l_lstm_config lc = {.layers = 0, .hidden = 0, .preproc = L2L_PREPROC_NONE, .p = 10, .scale = 1.0f};
     assert_int_equal(l2l_lstm_create(&net, &lc, &err), L2L_STATUS_OK);
     for (int es = 0; es < 2; es++) {
         net.phi[0] = 50.0f; /* update = 50 x gradient: theta grows ~1000x per step */

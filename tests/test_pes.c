@@ -68,7 +68,7 @@ static void test_pes_unbiased(void **state)
     l2l_error err;
     assert_int_equal(l2l_lstm_create(&net, &lc, &err), L2L_STATUS_OK);
     assert_int_equal(net.n_params, 2);
-    net.w.w_out[0] = (float)W, net.w.b_out[0] = (float)B;
+    net.w[0].w_out[0] = (float)W, net.w[0].b_out[0] = (float)B;
 
     const double h = 1e-6;
     const double exact[2] = {(meta_loss(W + h, B) - meta_loss(W - h, B)) / (2 * h),
@@ -181,10 +181,10 @@ static void test_pes_errors(void **state)
     assert_non_null(strstr(err.msg, "pairs >= 1"));
     /* An optimizer that multiplies the gradient by 1e6 diverges in every particle. */
     cfg.es.pairs = 2;
-    net.w.w_out[0] = 1e6f;
+    net.w[0].w_out[0] = 1e6f;
     assert_int_equal(l2l_meta_train(&net, &task, &cfg, NULL, NULL, &err), L2L_STATUS_NUMERIC);
     assert_non_null(strstr(err.msg, "every one of the 2 pairs"));
-    assert_true(net.w.w_out[0] == 1e6f); /* phi left as it was */
+    assert_true(net.w[0].w_out[0] == 1e6f); /* phi left as it was */
     l2l_lstm_free(&net);
     l2l_task_free(&task);
 }

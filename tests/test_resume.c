@@ -42,7 +42,7 @@ static void make_task(l2l_task *task)
 
 static void fresh_net(l2l_lstm *net)
 {
-    const l2l_lstm_config lc = {2, 4, L2L_PREPROC_NONE, 10, 1};
+    const l2l_lstm_config lc = {.layers = 2, .hidden = 4, .preproc = L2L_PREPROC_NONE, .p = 10, .scale = 1};
     l2l_error err;
     assert_int_equal(l2l_lstm_create(net, &lc, &err), L2L_STATUS_OK);
     l2l_rng rng;
@@ -86,7 +86,7 @@ static void check_resume(l2l_estimator estimator, int threads, int stop)
             fail_msg("estimator %d, %d threads, stopped after epoch %d: phi[%zu] is %.9g resumed, %.9g straight",
                      (int)estimator, threads, stop, i, (double)back.phi[i], (double)ref.phi[i]);
     /* a state does not fit a net of another size */
-    const l2l_lstm_config other = {1, 3, L2L_PREPROC_NONE, 10, 1};
+    const l2l_lstm_config other = {.layers = 1, .hidden = 3, .preproc = L2L_PREPROC_NONE, .p = 10, .scale = 1};
     l2l_lstm_free(&back);
     assert_int_equal(l2l_lstm_create(&back, &other, &err), L2L_STATUS_OK);
     assert_int_equal(l2l_meta_train_resume(&back, &task, &cfg, &st, NULL, NULL, &err), L2L_STATUS_ARG);

@@ -30,8 +30,8 @@ static void test_hand_built_file_loads(void **state)
     assert_int_equal(net.cfg.preproc, L2L_PREPROC_NONE);
     assert_true(net.cfg.scale == 0.5f);
     assert_int_equal(net.n_params, 2);
-    assert_true(net.w.w_out[0] == 2.5f);
-    assert_true(net.w.b_out[0] == -1.0f);
+    assert_true(net.w[0].w_out[0] == 2.5f);
+    assert_true(net.w[0].b_out[0] == -1.0f);
     assert_int_equal(n_meta, 9);
     l2l_lstm_free(&net);
 
@@ -44,8 +44,8 @@ static void test_hand_built_file_loads(void **state)
              swapped, sizeof swapped);
     st = l2l_checkpoint_load(path, &net, NULL, NULL, &err);
     if (st) fail_msg("loading %s: %s", path, err.msg);
-    assert_true(net.w.w_out[0] == 2.5f);
-    assert_true(net.w.b_out[0] == -1.0f);
+    assert_true(net.w[0].w_out[0] == 2.5f);
+    assert_true(net.w[0].b_out[0] == -1.0f);
     l2l_lstm_free(&net);
 
     path = tmp("empty_object.safetensors");

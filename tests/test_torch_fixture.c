@@ -120,7 +120,7 @@ static void run_case(const l2l_st_file *f, const fixture_case *fc, int check_ste
     const int dim = fc->dim, B = fc->batch;
     const size_t N = (size_t)dim * B;
 
-    l2l_tensor_desc td[4 * L2L_MAX_LAYERS + 2];
+    l2l_tensor_desc td[L2L_MAX_TENSORS];
     const int nt = l2l_lstm_tensors(&net.cfg, td);
     for (int i = 0; i < nt; i++) {
         float *v = get(f, pre, td[i].name, td[i].ndim, td[i].shape);
@@ -139,7 +139,7 @@ static void run_case(const l2l_st_file *f, const fixture_case *fc, int check_ste
     snprintf(task.name, sizeof task.name, "fixture quadratic");
 
     l2l_lstm_state state;
-    if (l2l_lstm_state_create(&state, &net, N, &err) != L2L_STATUS_OK) fail_msg("%s", err.msg);
+    if (l2l_lstm_state_create(&state, &net, N, NULL, &err) != L2L_STATUS_OK) fail_msg("%s", err.msg);
     l2l_lstm_state_zero(&state);
     l2l_rng rng;
     l2l_rng_seed(&rng, 1, 0);
@@ -175,7 +175,7 @@ static void run_case(const l2l_st_file *f, const fixture_case *fc, int check_ste
 
     l2l_unroll u;
     const l2l_unroll_config ucfg = {.T = T_UNROLL, .objective = L2L_OBJECTIVE_SUM};
-    if (l2l_unroll_create(&u, &net, N, &ucfg, &err) != L2L_STATUS_OK) fail_msg("%s", err.msg);
+    if (l2l_unroll_create(&u, &net, N, NULL, &ucfg, &err) != L2L_STATUS_OK) fail_msg("%s", err.msg);
     float *dphi = malloc(net.n_params * sizeof(float));
     assert_non_null(dphi);
     for (int k = 1; k <= fc->unrolls; k++) {
@@ -242,9 +242,9 @@ static void test_torch_fixture(void **unused)
     if (l2l_st_read(&f, fixture_path(path, sizeof path), &err) != L2L_STATUS_OK)
         fail_msg("%s (run the tests from the repository root, or set L2L_FIXTURE_DIR)", err.msg);
     const fixture_case cases[] = {
-        {"a", {2, 5, L2L_PREPROC_LOGSIGN, 10.0f, 0.1f},
+        {"a", {.layers = 2, .hidden = 5, .preproc = L2L_PREPROC_LOGSIGN, .p = 10.0f, .scale = 0.1f},
          "layers=2 hidden=5 preproc=logsign p=10 scale=0.1", 3, 2, 2},
-        {"b", {1, 3, L2L_PREPROC_NONE, 10.0f, 1.0f},
+        {"b", {.layers = 1, .hidden = 3, .preproc = L2L_PREPROC_NONE, .p = 10.0f, .scale = 1.0f},
          "layers=1 hidden=3 preproc=none p=10 scale=1", 3, 2, 1},
     };
     max_abs_err = max_rel_err = 0;

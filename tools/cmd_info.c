@@ -54,11 +54,16 @@ tool_result cmd_info(int argc, char **argv)
            c->preproc == L2L_PREPROC_LOGSIGN ? "log/sign" : "raw gradient");
     if (c->preproc == L2L_PREPROC_LOGSIGN) printf(", p = %g", c->p);
     printf("), output scale %g\n", c->scale);
+    if (c->groups > 1) {
+        printf("  parameter groups: %d, one LSTM each:", c->groups);
+        for (int g = 0; g < c->groups; g++) printf(" %s", c->group_names[g]);
+        printf("\n");
+    }
     printf("  weights: %zu floats\n", net.n_params);
     printf("  metadata:\n");
     for (int i = 0; i < nm; i++) printf("    %-16s %s\n", meta[i].key, meta[i].value);
     printf("  tensors:\n");
-    l2l_tensor_desc td[4 * L2L_MAX_LAYERS + 2];
+    l2l_tensor_desc td[L2L_MAX_TENSORS];
     int nt = l2l_lstm_tensors(&net.cfg, td);
     for (int i = 0; i < nt; i++) {
         double s2 = 0;
@@ -66,7 +71,7 @@ tool_result cmd_info(int argc, char **argv)
         char shape[48];
         if (td[i].ndim == 2) snprintf(shape, sizeof shape, "(%lld, %lld)", (long long)td[i].shape[0], (long long)td[i].shape[1]);
         else snprintf(shape, sizeof shape, "(%lld)", (long long)td[i].shape[0]);
-        printf("    %-18s %-10s norm %.4g\n", td[i].name, shape, sqrt(s2));
+        printf("    %-24s %-10s norm %.4g\n", td[i].name, shape, sqrt(s2));
     }
     l2l_lstm_free(&net);
     return TOOL_OK;

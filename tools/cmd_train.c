@@ -165,9 +165,10 @@ typedef struct {
     warm_start warm;
     curriculum curr;
     const char *out, *log, *init, *resume;
+    int shared; /* one LSTM even for a task with parameter groups */
     int save_every;
     float save_minutes;
-    opt_desc recipe_opts[5], lstm_opts[6], meta_opts[14], state_opts[4];
+    opt_desc recipe_opts[5], lstm_opts[7], meta_opts[14], state_opts[4];
     opt_group groups[8];
 } train_args;
 
@@ -341,6 +342,11 @@ static void args_init(train_args *a)
          .help = "preprocessing constant (10; --preset deepmind: 5; l2l: 12)"},
         {"scale", OPT_FLOAT, &lc->scale, -1e6, 1e6, .arg = "S",
          .help = "output scale, not 0 (quadratic: 1; mnist: 0.1;\n--preset deepmind: 0.01)"},
+        {"shared", OPT_FLAG, &a->shared, 1,
+         .help = "one LSTM for every parameter; without it a task with\n"
+                 "parameter groups (conv: kernels, other) gets one LSTM\n"
+                 "per group, as in the paper",
+         .key = "shared"},
         {NULL},
     };
     const opt_desc meta_opts[] = {
@@ -464,8 +470,8 @@ static tool_result parse_args(train_args *a, int argc, char **argv)
         return tool_usage("train", "--epochs (%d) must be at least the number of --curriculum lengths (%d)",
                           a->cfg.epochs, a->curr.n);
     if (a->lc.scale == 0) return tool_usage("train", "--scale must not be 0 (the optimizer would never move)");
-    static const char *const arch[] = {"p", "scale", "preproc", "lstm-layers", "lstm-hidden"};
-    for (int i = 0; i < 5 && a->init; i++)
+    static const char *const arch[] = {"p", "scale", "preproc", "lstm-layers", "lstm-hidden", "shared"};
+    for (int i = 0; i < 6 && a->init; i++)
         if (opts_given(a->lstm_opts, arch[i]))
             return tool_usage("train", "--init FILE takes the optimizer's architecture, preprocessing, "
                                        "scale and weights from FILE; drop --p, --scale, --preproc and --lstm-*");
@@ -609,6 +615,10 @@ tool_result cmd_train(int argc, char **argv)
     problem_set ps;
     l2l_lstm net = {0};
     l2l_status st = family_problems(&a.f, "train", 1, &ps, &err);
+    if (!st && !a.shared && ps.task.n_groups > 1) { /* one LSTM per parameter group */
+        a.lc.groups = ps.task.n_groups;
+        memcpy(a.lc.group_names, ps.task.group_names, sizeof a.lc.group_names);
+    }
     if (!st) st = a.resume ? l2l_lstm_create(&net, &from.arch, &err)
                   : a.init ? l2l_checkpoint_load(a.init, &net, NULL, NULL, &err)
                            : l2l_lstm_create(&net, &a.lc, &err);
@@ -650,9 +660,13 @@ tool_result cmd_train(int argc, char **argv)
     else snprintf(unrolls, sizeof unrolls, "%d", a.cfg.unroll);
     if (tc.rank == 0 && tool_comm_size() > 1)
         fprintf(stderr, "l2l train: %d processes share the work (MPI)\n", tool_comm_size());
+    char groups[L2L_MAX_GROUPS * L2L_GROUP_NAME] = "";
+    for (int g = 0, w = 0; g < net.cfg.groups && net.cfg.groups > 1; g++)
+        w += snprintf(groups + w, sizeof groups - (size_t)w, "%s%s", g ? ", " : "", net.cfg.group_names[g]);
     if (tc.rank == 0)
-        fprintf(stderr, "l2l train: %s, %zu coordinates, LSTM %dx%d (%zu weights), %s%s%s%d epochs x %d steps "
-                "(unroll %s)%s\n", ps.task.name, ps.task.n, a.lc.layers, a.lc.hidden, net.n_params,
+        fprintf(stderr, "l2l train: %s, %zu coordinates, LSTM %dx%d%s%s (%zu weights), %s%s%s%d epochs x %d steps "
+                "(unroll %s)%s\n", ps.task.name, ps.task.n, a.lc.layers, a.lc.hidden,
+                net.cfg.groups > 1 ? " for each parameter group: " : "", groups, net.n_params,
                 warm ? "a warm start imitating " : "", warm_desc, warm ? " epochs, then " : "", a.cfg.epochs,
                 a.cfg.steps, unrolls, a.resume ? ", resumed" : "");
     tool_comm_state(statepath);

@@ -32,6 +32,10 @@ LOSS_GRAD_FN = ctypes.CFUNCTYPE(ctypes.c_double, ctypes.c_void_p, c_float_p, c_f
 DESTROY_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
 
 
+MAX_GROUPS = 4
+GROUP_NAME = 16
+
+
 class Task(ctypes.Structure):
     _fields_ = [
         ("n", ctypes.c_size_t),
@@ -41,6 +45,9 @@ class Task(ctypes.Structure):
         ("loss_grad", LOSS_GRAD_FN),
         ("destroy", DESTROY_FN),
         ("name", ctypes.c_char * 64),
+        ("n_groups", ctypes.c_int),
+        ("group", ctypes.POINTER(ctypes.c_uint8)),
+        ("group_names", (ctypes.c_char * GROUP_NAME) * MAX_GROUPS),
     ]
 
 
@@ -55,6 +62,8 @@ class LstmConfig(ctypes.Structure):
         ("preproc", ctypes.c_int),
         ("p", ctypes.c_float),
         ("scale", ctypes.c_float),
+        ("groups", ctypes.c_int),
+        ("group_names", (ctypes.c_char * GROUP_NAME) * MAX_GROUPS),
     ]
 
 
@@ -78,7 +87,7 @@ class Lstm(ctypes.Structure):
         ("n_in", ctypes.c_int),
         ("n_params", ctypes.c_size_t),
         ("phi", c_float_p),
-        ("w", LstmView),
+        ("w", LstmView * MAX_GROUPS),
     ]
 
 
@@ -208,6 +217,8 @@ _prototypes = {
     "l2l_opt_kind_parse": (ctypes.c_int, [ctypes.c_char_p]),
     "l2l_optimizer_create": (ctypes.c_int, [Optimizer_p, ctypes.POINTER(OptSpec), ctypes.c_size_t,
                                             ctypes.POINTER(Error)]),
+    "l2l_optimizer_create_groups": (ctypes.c_int, [Optimizer_p, ctypes.POINTER(OptSpec), ctypes.c_size_t,
+                                                   ctypes.POINTER(ctypes.c_uint8), ctypes.POINTER(Error)]),
     "l2l_optimizer_reset": (None, [Optimizer_p]),
     # The step's pointers are passed as plain addresses (c_void_p): the cheapest conversion.
     "l2l_optimizer_step": (None, [Optimizer_p, _P, _P]),

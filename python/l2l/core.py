@@ -95,10 +95,12 @@ class LSTM:
 
     LSTM.load(path) reads a checkpoint; LSTM(layers=2, hidden=20, preproc="logsign", p=10,
     scale=0.1, seed=1) makes a new one with the authors' initialisation (the seed's
-    "init" stream, as `l2l train` does). `phi` is a float32 NumPy view of the weights."""
+    "init" stream, as `l2l train` does). groups=("kernels", "other") makes one LSTM per
+    parameter group (config["groups"] names them; () for one shared LSTM). `phi` is a
+    float32 NumPy view of the weights, the groups' one after the other."""
 
     def __init__(self, layers=2, hidden=20, preproc="logsign", p=10.0, scale=0.1, seed=1, *,
-                 _load=None):
+                 groups=(), _load=None):
         self._net = _lib.Lstm()
         self.metadata = {}
         err = _lib.Error()
@@ -112,8 +114,15 @@ class LSTM:
             return
         if preproc not in _lib.PREPROCS:
             raise ValueError(f"preproc must be one of {_lib.PREPROCS}, got {preproc!r}")
+        groups = [str(g).encode() for g in groups]
+        if len(groups) == 1 or len(groups) > _lib.MAX_GROUPS:
+            raise ValueError(f"groups names 2 to {_lib.MAX_GROUPS} parameter groups (or none), got {len(groups)}")
         cfg = _lib.LstmConfig(int(layers), int(hidden), _lib.PREPROCS.index(preproc), float(p),
-                              float(scale))
+                              float(scale), len(groups))
+        for i, g in enumerate(groups):
+            if len(g) >= _lib.GROUP_NAME:
+                raise ValueError(f"group name {g!r} is longer than {_lib.GROUP_NAME - 1} bytes")
+            cfg.group_names[i].value = g
         _check(_lib.lib.l2l_lstm_create(ctypes.byref(self._net), ctypes.byref(cfg), ctypes.byref(err)), err)
         rng = Rng(seed, _lib.STREAMS["init"])
         _lib.lib.l2l_lstm_init(ctypes.byref(self._net), rng._ptr)
@@ -128,8 +137,8 @@ class LSTM:
     def save(self, path, metadata=None):
         """Writes a checkpoint atomically, with extra string metadata (key -> value)."""
         metadata = dict(metadata or {})
-        if len(metadata) > _lib.MAX_META - 9:
-            raise ValueError(f"at most {_lib.MAX_META - 9} metadata pairs, got {len(metadata)}")
+        if len(metadata) > _lib.MAX_META - 10:
+            raise ValueError(f"at most {_lib.MAX_META - 10} metadata pairs, got {len(metadata)}")
         kv = (_lib.KV * max(1, len(metadata)))()
         for i, (k, v) in enumerate(metadata.items()):
             k, v = str(k).encode(), str(v).encode()
@@ -143,8 +152,9 @@ class LSTM:
     @property
     def config(self):
         c = self._net.cfg
+        groups = tuple(c.group_names[i].value.decode() for i in range(c.groups)) if c.groups > 1 else ()
         return {"layers": c.layers, "hidden": c.hidden, "preproc": _lib.PREPROCS[c.preproc],
-                "p": c.p, "scale": c.scale}
+                "p": c.p, "scale": c.scale, "groups": groups}
 
     @property
     def n_params(self):
@@ -215,18 +225,29 @@ class Optimizer:
     Optimizer("models/mnist.safetensors", n) or Optimizer(l2l.LSTM(...), n) for a learned
     one; Optimizer("adam", n, lr=1e-3) for a baseline (sgd, nag, rmsprop, adam, nag-floor).
     step(grad, theta) adds the update to theta in place; `state` / `load_state` read and
-    write the whole state (l2l_optimizer_state_get/_set: [t, then the kind's buffers])."""
+    write the whole state (l2l_optimizer_state_get/_set: [t, then the kind's buffers]).
+    A learned optimizer with parameter groups needs `groups`: n integers, coordinate i's
+    group, an index into its LSTM's config["groups"]; other optimizers ignore it."""
 
-    def __init__(self, optimizer, n, lr=None):
+    def __init__(self, optimizer, n, lr=None, groups=None):
         self._opt = None
         n = int(n)
         if n < 1:
             raise ValueError(f"n must be at least 1, got {n}")
         spec, self.net, self.kind = _spec_of(optimizer, lr)
         self.n = n
+        group_ptr = None
+        if groups is not None:
+            g = np.asarray(groups)
+            if g.shape != (n,) or g.dtype.kind not in "iu" or (g.size and (g.min() < 0 or g.max() > 255)):
+                raise ValueError(f"groups must be {n} integers in [0, 255] (one per coordinate), got "
+                                 f"shape {g.shape} of {g.dtype}")
+            self._groups = np.ascontiguousarray(g, np.uint8)  # read by the create call only
+            group_ptr = self._groups.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8))
         opt = _lib.Optimizer()
         err = _lib.Error()
-        _check(_lib.lib.l2l_optimizer_create(ctypes.byref(opt), ctypes.byref(spec), n, ctypes.byref(err)), err)
+        _check(_lib.lib.l2l_optimizer_create_groups(ctypes.byref(opt), ctypes.byref(spec), n, group_ptr,
+                                                    ctypes.byref(err)), err)
         self._opt = opt
         self._ref = ctypes.byref(opt)
         self._step = _lib.lib.l2l_optimizer_step

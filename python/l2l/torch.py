@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from .core import Optimizer as _NpOptimizer
+from .core import _spec_of
 
 __all__ = ["LearnedOptimizer"]
 
@@ -49,6 +50,9 @@ class LearnedOptimizer(torch.optim.Optimizer):
     params: an iterable of float32 CPU tensors or of parameter groups (dicts).
     optimizer: a checkpoint path (a learned optimizer, e.g. models/mnist.safetensors), an
       l2l.LSTM, or a hand-written kind ("sgd", "nag", "rmsprop", "adam", "nag-floor") with lr.
+    A learned optimizer with one LSTM per parameter group (say "kernels" and "other", from
+    `l2l train --task conv`) needs every parameter group dict to name its LSTM:
+      [{"params": convs, "lstm_group": "kernels"}, {"params": rest, "lstm_group": "other"}].
     Every parameter must have a gradient at each step: the optimizer steps all N
     coordinates together (leave frozen parameters out of params)."""
 
@@ -64,7 +68,9 @@ class LearnedOptimizer(torch.optim.Optimizer):
             _check_tensor(_describe(i, p), p, p.numel())
             sizes.append(p.numel())
         self.n = n = sum(sizes)
-        self._opt = _NpOptimizer(optimizer, n, lr)
+        _, net, _ = _spec_of(optimizer, lr)  # the learned optimizer, loaded once, or None
+        self._opt = _NpOptimizer(net if net is not None else optimizer, n, lr,
+                                 groups=self._group_map(net, sizes))
         self.kind = self._opt.kind
         self._theta_np = np.empty(n, np.float32)
         self._grad_np = np.empty(n, np.float32)
@@ -84,6 +90,25 @@ class LearnedOptimizer(torch.optim.Optimizer):
                 self._grad_slices.append(self._grad[off:off + k].view_as(p))
                 self._addr.append(view.data_ptr())
                 off += k
+
+    def _group_map(self, net, sizes):
+        """Each coordinate's LSTM from the param groups' "lstm_group", or None when the
+        optimizer has no parameter groups."""
+        names = net.config["groups"] if net is not None else ()
+        if not names:
+            return None
+        index = {name: i for i, name in enumerate(names)}
+        groups, k, i = np.empty(sum(sizes), np.uint8), 0, 0
+        for gi, g in enumerate(self.param_groups):
+            name = g.get("lstm_group")
+            if name not in index:
+                raise ValueError(f"parameter group {gi} names lstm_group {name!r}; this optimizer has one "
+                                 f"LSTM per parameter group ({', '.join(names)}): give each parameter "
+                                 f"group's dict an \"lstm_group\" naming one of them")
+            for _ in g["params"]:
+                groups[k:k + sizes[i]] = index[name]
+                k, i = k + sizes[i], i + 1
+        return groups
 
     def add_param_group(self, param_group):
         if hasattr(self, "_opt"):

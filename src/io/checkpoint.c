@@ -13,10 +13,11 @@
 
 #define FORMAT_NAME "l2l-lstm-optimizer"
 #define FORMAT_VERSION "1"
-#define MAX_TENSORS (4 * L2L_MAX_LAYERS + 2)
+#define MAX_TENSORS L2L_MAX_TENSORS
 
-/* The keys of the architecture (arch_meta), written by the savers themselves. */
-#define N_RESERVED 9
+/* The keys of the architecture (arch_meta), written by the savers themselves: nine, and
+ * "groups" for an optimizer with parameter groups (reserved either way). */
+#define N_RESERVED 10
 #define STATE_FORMAT "l2l-train-state"
 
 /* The first non-finite element of n floats, or -1. */
@@ -36,6 +37,7 @@ static void desc_to_shape(const l2l_tensor_desc *d, int64_t *shape)
  * %.9g, enough digits that strtof gives back the same float). */
 typedef struct {
     char layers[16], hidden[16], p[32], scale[32], n_in[16];
+    char groups[L2L_MAX_GROUPS * L2L_GROUP_NAME]; /* "kernels,other" */
 } arch_text;
 
 static int arch_meta(const l2l_lstm_config *cfg, const char *format, arch_text *t, l2l_st_kv *kv)
@@ -55,6 +57,23 @@ static int arch_meta(const l2l_lstm_config *cfg, const char *format, arch_text *
     kv[n++] = (l2l_st_kv){"scale", t->scale};
     kv[n++] = (l2l_st_kv){"gate_order", "ifgo"};
     kv[n++] = (l2l_st_kv){"n_in", t->n_in};
+    size_t w = 0;
+    t->groups[0] = '\0';
+    for (int g = 0; g < cfg->groups && cfg->groups > 1; g++)
+        w += (size_t)snprintf(t->groups + w, sizeof t->groups - w, "%s%s", g ? "," : "", cfg->group_names[g]);
+    kv[n++] = (l2l_st_kv){"groups", t->groups}; /* written only if not empty */
+    return n;
+}
+
+/* Drops an empty "groups" from the n pairs of kv: a file without groups is as it was
+ * before groups existed. Returns the new count. */
+static int drop_empty_groups(l2l_st_kv *kv, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(kv[i].key, "groups") == 0 && !kv[i].value[0]) {
+            memmove(&kv[i], &kv[i + 1], (size_t)(n - i - 1) * sizeof *kv);
+            return n - 1;
+        }
     return n;
 }
 
@@ -97,6 +116,7 @@ l2l_status l2l_checkpoint_save(const char *path, const l2l_lstm *net, const l2l_
     L2L_ASSERT(n == N_RESERVED);
     l2l_status st = check_extra(path, meta, n_meta, kv, n, err);
     if (st) return st;
+    n = drop_empty_groups(kv, n);
     for (int i = 0; i < n_meta; i++) kv[n++] = (l2l_st_kv){meta[i].key, meta[i].value};
     return l2l_st_save(path, tensors, nt, kv, n, err);
 }
@@ -190,6 +210,34 @@ static l2l_status meta_expect(const l2l_st_file *f, const char *key, const char 
     return L2L_STATUS_OK;
 }
 
+/* The optional 'groups': 2 .. L2L_MAX_GROUPS names separated by commas. */
+static l2l_status read_groups(const l2l_st_file *f, l2l_lstm_config *cfg, l2l_error *err)
+{
+    const char *s = l2l_st_meta_get(f, "groups");
+    cfg->groups = 1;
+    if (!s) return L2L_STATUS_OK;
+    int g = 0;
+    for (const char *p = s;; g++) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (g == L2L_MAX_GROUPS || len >= L2L_GROUP_NAME)
+            return l2l_error_set(err, L2L_STATUS_FORMAT,
+                                 "%s: metadata 'groups' is '%.64s'; expected 2 to %d names of at most %d "
+                                 "characters separated by commas", f->path, s, L2L_MAX_GROUPS,
+                                 L2L_GROUP_NAME - 1);
+        memcpy(cfg->group_names[g], p, len);
+        cfg->group_names[g][len] = '\0';
+        if (!comma) break;
+        p = comma + 1;
+    }
+    l2l_error inner;
+    if (g + 1 < 2 || l2l_group_names_check(cfg->group_names, g + 1, &inner))
+        return l2l_error_set(err, L2L_STATUS_FORMAT, "%s: metadata 'groups' is '%.64s': %s", f->path, s,
+                             g + 1 < 2 ? "an optimizer with groups has at least two" : inner.msg);
+    cfg->groups = g + 1;
+    return L2L_STATUS_OK;
+}
+
 /* The architecture from the metadata of a file whose 'format' must be `format`. */
 static l2l_status read_config(const l2l_st_file *f, const char *format, l2l_lstm_config *cfg,
                               int *n_in, l2l_error *err)
@@ -228,7 +276,7 @@ static l2l_status read_config(const l2l_st_file *f, const char *format, l2l_lstm
         return l2l_error_set(err, L2L_STATUS_FORMAT,
                              "%s: metadata 'n_in' is %d but preproc '%s' gives %d inputs",
                              f->path, *n_in, s, l2l_lstm_n_in(cfg));
-    return L2L_STATUS_OK;
+    return read_groups(f, cfg, err);
 }
 
 static l2l_status read_weights(const l2l_st_file *f, l2l_lstm *net, l2l_error *err)
@@ -387,6 +435,7 @@ l2l_status l2l_train_state_save(const char *path, const l2l_train_state *s, cons
     L2L_ASSERT(n == N_RESERVED + N_STATE_KEYS);
     l2l_status st = check_extra(path, meta, n_meta, kv, n, err);
     if (st) return st;
+    n = drop_empty_groups(kv, n);
     for (int i = 0; i < n_meta; i++) kv[n++] = (l2l_st_kv){meta[i].key, meta[i].value};
     return l2l_st_save(path, tensors, STATE_TENSORS, kv, n, err);
 }
@@ -483,7 +532,7 @@ l2l_status l2l_train_state_load(const char *path, l2l_train_state *s, l2l_kv *me
     st = read_state(&f, s, err);
     /* the caller's pairs: all but the state's own */
     static const char *const own[] = {"format", "format_version", "layers", "hidden", "preproc", "p",
-                                      "scale", "gate_order", "n_in", "epoch", "adam_t", "best_valid",
+                                      "scale", "gate_order", "n_in", "groups", "epoch", "adam_t", "best_valid",
                                       "best_epoch", "first_loss", "seconds", "train_rng", "noise_rng"};
     _Static_assert(sizeof own / sizeof *own == N_RESERVED + N_STATE_KEYS, "the state's keys");
     l2l_st_kv extra[L2L_MAX_META];

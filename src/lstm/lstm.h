@@ -11,8 +11,34 @@
 
 /* The inputs per coordinate: 1 without preprocessing, 2 with log/sign. */
 int l2l_lstm_n_in(const l2l_lstm_config *cfg);
-/* Named views of a buffer in phi's layout: phi, its gradient, the meta-Adam moments. */
+/* The number of LSTMs, cfg->groups with 0 read as 1. */
+int l2l_lstm_n_groups(const l2l_lstm_config *cfg);
+/* Named views of a buffer in phi's layout (phi, its gradient, the meta-Adam moments):
+ * v (room for L2L_MAX_GROUPS) receives group g's in v[g]. */
 void l2l_lstm_view_of(const l2l_lstm_config *cfg, float *buf, l2l_lstm_view *v);
+
+/* ------------------------------------------------- tiles (tiles.c) */
+
+/* The kernels work on tiles of up to TILE consecutive coordinates of one group. */
+typedef struct {
+    size_t n0; /* first coordinate */
+    int nt;    /* coordinates, 1..TILE */
+    int g;     /* the group whose LSTM runs on them */
+} l2l_tile;
+
+typedef struct {
+    size_t n;       /* coordinates covered, in order */
+    size_t n_tiles;
+    l2l_tile *tile; /* (n_tiles) */
+} l2l_tiling;
+
+/* Cuts n coordinates into tiles for net: with one group, tiles of TILE from 0; with
+ * groups, each run of coordinates of one group (group, n bytes) into tiles of its own.
+ * Fails (L2L_STATUS_ARG) for a net with groups when group is NULL or holds a value
+ * >= its groups. */
+l2l_status l2l_tiling_create(l2l_tiling *t, const l2l_lstm *net, size_t n, const uint8_t *group,
+                             l2l_error *err);
+void l2l_tiling_free(l2l_tiling *t);
 
 /* ------------------------------------------------- inference (step.c) */
 
@@ -29,10 +55,18 @@ typedef struct {
     float *x;       /* (D, N) preprocessed inputs of the current step */
     float *scratch; /* (n_scratch, 4H, tile) gate scratch, one slice per thread */
     int n_scratch;
+    size_t capacity; /* the most coordinates it was allocated for */
+    l2l_tiling tiles;
 } l2l_lstm_state;
 
+/* A state for up to n coordinates, bound to n of them with groups `group` (n bytes, read
+ * here only; see l2l_tiling_create). */
 l2l_status l2l_lstm_state_create(l2l_lstm_state *s, const l2l_lstm *net, size_t n,
-                                 l2l_error *err);
+                                 const uint8_t *group, l2l_error *err);
+/* Binds the state to n <= capacity coordinates with groups `group`, for optimizees of
+ * several sizes in turn; the state's contents are then undefined (zero it). */
+l2l_status l2l_lstm_state_bind(l2l_lstm_state *s, const l2l_lstm *net, size_t n,
+                               const uint8_t *group, l2l_error *err);
 void l2l_lstm_state_zero(l2l_lstm_state *s);
 void l2l_lstm_state_free(l2l_lstm_state *s);
 
@@ -67,7 +101,8 @@ typedef struct {
     float *h0, *c0;    /* (L, H, N) state at the unroll's start */
     float *update;     /* (N) */
     int n_threads;
-    size_t n_chunks;   /* fixed groups of consecutive tiles, each with its own dphi */
+    l2l_tiling tiles;
+    size_t n_chunks;   /* fixed runs of consecutive tiles, each with its own dphi */
     float *dphi_chunk; /* (n_chunks, n_params) */
     float *ws;         /* (n_threads, ws_floats) per-thread tile caches */
     size_t ws_floats;
@@ -76,7 +111,8 @@ typedef struct {
     float *imit;       /* (T, N) with a teacher: the imitation term's adjoint of update_t */
 } l2l_unroll;
 
-l2l_status l2l_unroll_create(l2l_unroll *u, const l2l_lstm *net, size_t n,
+/* group: as for l2l_lstm_state_create. */
+l2l_status l2l_unroll_create(l2l_unroll *u, const l2l_lstm *net, size_t n, const uint8_t *group,
                              const l2l_unroll_config *cfg, l2l_error *err);
 void l2l_unroll_free(l2l_unroll *u);
 /* Runs the learned optimizer for T steps on a task from theta (N) and state, both carried

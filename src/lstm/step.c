@@ -108,13 +108,14 @@ __attribute__((noipa)) void l2l_cell_forward(int H, int in, const l2l_lstm_view 
 }
 
 /* update (TILE) = scale (w_out . top + b_out), top (K, TILE). */
-static inline void output_forward(const l2l_lstm *net, const float *top, int K, float *update)
+static inline void output_forward(const l2l_lstm_view *w, float scale, const float *top, int K,
+                                  float *update)
 {
-    const float scale = net->cfg.scale, b = net->w.b_out[0];
+    const float b = w->b_out[0];
     v16f acc[NV];
     for (int v = 0; v < NV; v++) acc[v] = vsplat(b);
     for (int k = 0; k < K; k++) {
-        const float wk = net->w.w_out[k];
+        const float wk = w->w_out[k];
         for (int v = 0; v < NV; v++) acc[v] += wk * vload(top + (size_t)k * TILE + v * VL);
     }
     for (int v = 0; v < NV; v++) vstore(update + v * VL, scale * acc[v]);
@@ -127,14 +128,17 @@ static size_t step_scratch_floats(int L, int H, int D)
     return (size_t)D * TILE + (size_t)3 * L * H * TILE + TILE;
 }
 
-/* One step over all N coordinates (kernels.h). */
+/* One step over all N coordinates (kernels.h), tile by tile, each tile with its group's
+ * LSTM. */
 void l2l_lstm_forward(const l2l_lstm *net, l2l_lstm_state *s, const float *x, float *update)
 {
     const size_t N = s->n;
     float *h = s->h, *c = s->c, *scratch = s->scratch;
     const int n_scratch = s->n_scratch;
     const int L = net->cfg.layers, H = net->cfg.hidden, D = net->n_in;
-    const size_t n_tiles = (N + TILE - 1) / TILE;
+    const l2l_tile *tiles = s->tiles.tile;
+    const size_t n_tiles = s->tiles.n_tiles;
+    L2L_ASSERT(s->tiles.n == N);
     const size_t hs = (size_t)H * TILE, per_thread = step_scratch_floats(L, H, D);
     /* Tiles are independent and each is computed the same way whichever thread takes
      * it, so any schedule gives the same numbers bit for bit. A static one gives each
@@ -144,8 +148,9 @@ void l2l_lstm_forward(const l2l_lstm *net, l2l_lstm_state *s, const float *x, fl
      * strided gathers). */
 #pragma omp parallel for schedule(static) num_threads(n_scratch) if (n_tiles >= MIN_PARALLEL_TILES)
     for (size_t tile = 0; tile < n_tiles; tile++) {
-        const size_t n0 = tile * TILE;
-        const int nt = (int)(N - n0 < TILE ? N - n0 : TILE);
+        const size_t n0 = tiles[tile].n0;
+        const int nt = tiles[tile].nt;
+        const l2l_lstm_view *w = &net->w[tiles[tile].g];
         float *xt = scratch + (size_t)thread_id() * per_thread;
         float *ht = xt + (size_t)D * TILE, *upd = ht + 3 * L * hs;
         tile_gather(xt, x + n0, N, D, nt);
@@ -154,23 +159,24 @@ void l2l_lstm_forward(const l2l_lstm *net, l2l_lstm_state *s, const float *x, fl
             float *hp = ht + 3 * l * hs, *cl = hp + hs, *hn = cl + hs;
             tile_gather(hp, h + (size_t)l * H * N + n0, N, H, nt);
             tile_gather(cl, c + (size_t)l * H * N + n0, N, H, nt);
-            l2l_cell_forward(H, l == 0 ? D : H, &net->w, l, in, hp, cl, NULL, hn, cl);
+            l2l_cell_forward(H, l == 0 ? D : H, w, l, in, hp, cl, NULL, hn, cl);
             tile_scatter(h + (size_t)l * H * N + n0, N, hn, H, nt);
             tile_scatter(c + (size_t)l * H * N + n0, N, cl, H, nt);
             in = hn;
         }
-        output_forward(net, in, L > 0 ? H : D, upd);
+        output_forward(w, net->cfg.scale, in, L > 0 ? H : D, upd);
         memcpy(update + n0, upd, (size_t)nt * sizeof(float));
     }
 }
 
 /* ------------------------------------------------------------------ state */
 
-l2l_status l2l_lstm_state_create(l2l_lstm_state *s, const l2l_lstm *net, size_t n, l2l_error *err)
+l2l_status l2l_lstm_state_create(l2l_lstm_state *s, const l2l_lstm *net, size_t n,
+                                 const uint8_t *group, l2l_error *err)
 {
     memset(s, 0, sizeof *s);
     const int L = net->cfg.layers, H = net->cfg.hidden;
-    s->n = n;
+    s->capacity = n;
     s->layers = L;
     s->hidden = H;
     s->n_scratch = max_threads();
@@ -183,7 +189,18 @@ l2l_status l2l_lstm_state_create(l2l_lstm_state *s, const l2l_lstm *net, size_t 
         l2l_lstm_state_free(s);
         return l2l_error_set(err, L2L_STATUS_NOMEM, "cannot allocate the LSTM state for %zu coordinates", n);
     }
-    return L2L_STATUS_OK;
+    l2l_status st = l2l_lstm_state_bind(s, net, n, group, err);
+    if (st) l2l_lstm_state_free(s);
+    return st;
+}
+
+l2l_status l2l_lstm_state_bind(l2l_lstm_state *s, const l2l_lstm *net, size_t n, const uint8_t *group,
+                               l2l_error *err)
+{
+    L2L_ASSERT(n <= s->capacity && s->layers == net->cfg.layers && s->hidden == net->cfg.hidden);
+    l2l_tiling_free(&s->tiles);
+    s->n = n;
+    return l2l_tiling_create(&s->tiles, net, n, group, err);
 }
 
 void l2l_lstm_state_zero(l2l_lstm_state *s)
@@ -199,6 +216,7 @@ void l2l_lstm_state_free(l2l_lstm_state *s)
     l2l_free(s->c);
     l2l_free(s->x);
     l2l_free(s->scratch);
+    l2l_tiling_free(&s->tiles);
     memset(s, 0, sizeof *s);
 }
 

@@ -61,7 +61,7 @@ static size_t tile_cache_layout(int L, int H, int D, int T, float *base, tile_ca
     return off;
 }
 
-l2l_status l2l_unroll_create(l2l_unroll *u, const l2l_lstm *net, size_t n,
+l2l_status l2l_unroll_create(l2l_unroll *u, const l2l_lstm *net, size_t n, const uint8_t *group,
                              const l2l_unroll_config *cfg, l2l_error *err)
 {
     memset(u, 0, sizeof *u);
@@ -84,7 +84,12 @@ l2l_status l2l_unroll_create(l2l_unroll *u, const l2l_lstm *net, size_t n,
     u->h0 = l2l_alloc(hn * sizeof(float));
     u->c0 = l2l_alloc(hn * sizeof(float));
     u->update = l2l_alloc(n * sizeof(float));
-    const size_t n_tiles = (n + TILE - 1) / TILE;
+    l2l_status st = l2l_tiling_create(&u->tiles, net, n, group, err);
+    if (st) {
+        l2l_unroll_free(u);
+        return st;
+    }
+    const size_t n_tiles = u->tiles.n_tiles;
     u->n_chunks = n_tiles < MAX_CHUNKS ? (n_tiles > 0 ? n_tiles : 1) : MAX_CHUNKS;
     u->dphi_chunk = l2l_alloc(u->n_chunks * u->n_params * sizeof(float));
     u->ws = l2l_alloc((size_t)u->n_threads * u->ws_floats * sizeof(float));
@@ -113,6 +118,7 @@ void l2l_unroll_free(l2l_unroll *u)
     l2l_free(u->wlog);
     l2l_free(u->f);
     l2l_free(u->imit);
+    l2l_tiling_free(&u->tiles);
     memset(u, 0, sizeof *u);
 }
 
@@ -260,7 +266,7 @@ static void outer_accumulate(int T, int M, const float *A, size_t a_ts, const co
  * derivatives), accumulated backwards; tc->acc keeps scale times it for every step.
  * The gate gradients of every step stay in the tile cache (over the activated gates),
  * so the weight gradients are accumulated once per tile, over all T steps together. */
-static void tile_backward(const l2l_lstm *net, const l2l_unroll *u, size_t n0, int nt,
+static void tile_backward(const l2l_lstm_view *w, float scale, const l2l_unroll *u, size_t n0, int nt,
                           const float *weights, float grad_scale, tile_cache *tc,
                           const l2l_lstm_view *dw)
 {
@@ -278,12 +284,11 @@ static void tile_backward(const l2l_lstm *net, const l2l_unroll *u, size_t n0, i
     }
     for (int t = 0; t < T; t++)
         for (int l = 0; l < L; l++)
-            l2l_cell_forward(H, l == 0 ? D : H, &net->w, l, l == 0 ? CX(t) : CH(l - 1, t + 1), CH(l, t),
+            l2l_cell_forward(H, l == 0 ? D : H, w, l, l == 0 ? CX(t) : CH(l - 1, t + 1), CH(l, t),
                              CC(l, t), CG(l, t), CH(l, t + 1), CC(l, t + 1));
 
     memset(tc->dh, 0, (size_t)L * hs * sizeof(float));
     memset(tc->dc, 0, (size_t)L * hs * sizeof(float));
-    const float scale = net->cfg.scale;
     float run[TILE] __attribute__((aligned(64))) = {0}; /* the adjoint of update_t; 0 past nt */
     for (int t = T - 1; t >= 0; t--) {
         const float wt = (weights ? weights[t] : 1.0f) * grad_scale;
@@ -299,15 +304,15 @@ static void tile_backward(const l2l_lstm *net, const l2l_unroll *u, size_t n0, i
         if (L > 0) {
             float *dh_top = tc->dh + (size_t)(L - 1) * hs;
             for (int k = 0; k < H; k++) {
-                const float wk = net->w.w_out[k];
+                const float wk = w->w_out[k];
                 for (int n = 0; n < TILE; n++) dh_top[(size_t)k * TILE + n] += wk * acc[n];
             }
         }
         for (int l = L - 1; l >= 0; l--) {
             float *da = CG(l, t), *dh = tc->dh + (size_t)l * hs;
             cell_backward(H, da, CC(l, t), CC(l, t + 1), dh, tc->dc + (size_t)l * hs);
-            if (l > 0) matT_vec(4 * H, H, net->w.layer[l].w_ih, da, tc->dh + (size_t)(l - 1) * hs, 1);
-            if (t > 0) matT_vec(4 * H, H, net->w.layer[l].w_hh, da, dh, 0); /* none before step 0 */
+            if (l > 0) matT_vec(4 * H, H, w->layer[l].w_ih, da, tc->dh + (size_t)(l - 1) * hs, 1);
+            if (t > 0) matT_vec(4 * H, H, w->layer[l].w_hh, da, dh, 0); /* none before step 0 */
         }
     }
 
@@ -377,7 +382,6 @@ l2l_status l2l_unroll_forward(l2l_unroll *u, const l2l_lstm *net, l2l_task *task
 l2l_status l2l_unroll_backward(l2l_unroll *u, const l2l_lstm *net, float grad_scale,
                                const float *weights, float *dphi, l2l_error *err)
 {
-    const size_t N = u->n;
     const int T = u->cfg.T;
     L2L_ASSERT(net->n_params == u->n_params && net->cfg.layers == u->L && net->cfg.hidden == u->H);
     /* The tiles are cut into n_chunks fixed runs of consecutive tiles, each accumulating
@@ -385,7 +389,7 @@ l2l_status l2l_unroll_backward(l2l_unroll *u, const l2l_lstm *net, float grad_sc
      * for bit whatever the number of threads and whichever thread takes which chunk, so
      * chunks can be handed out dynamically (a core shared with other work slows one
      * thread down, not the whole unroll). */
-    const size_t n_tiles = (N + TILE - 1) / TILE, n_chunks = u->n_chunks;
+    const size_t n_tiles = u->tiles.n_tiles, n_chunks = u->n_chunks;
     const int n_threads = u->n_threads;
     memset(u->dphi_chunk, 0, n_chunks * u->n_params * sizeof(float));
 #pragma omp parallel num_threads(n_threads) if (n_chunks > 1)
@@ -396,13 +400,13 @@ l2l_status l2l_unroll_backward(l2l_unroll *u, const l2l_lstm *net, float grad_sc
         for (int n = 0; n < TILE; n++) tc.ones[n] = 1.0f, tc.zeros[n] = 0.0f;
 #pragma omp for schedule(dynamic, 1)
         for (size_t chunk = 0; chunk < n_chunks; chunk++) {
-            l2l_lstm_view dw;
-            l2l_lstm_view_of(&net->cfg, u->dphi_chunk + chunk * u->n_params, &dw);
+            l2l_lstm_view dw[L2L_MAX_GROUPS];
+            l2l_lstm_view_of(&net->cfg, u->dphi_chunk + chunk * u->n_params, dw);
             const size_t t0 = chunk * n_tiles / n_chunks, t1 = (chunk + 1) * n_tiles / n_chunks;
             for (size_t tile = t0; tile < t1; tile++) {
-                const size_t n0 = tile * TILE;
-                const int nt = (int)(N - n0 < TILE ? N - n0 : TILE);
-                tile_backward(net, u, n0, nt, weights, grad_scale, &tc, &dw);
+                const l2l_tile *tl = &u->tiles.tile[tile];
+                tile_backward(&net->w[tl->g], net->cfg.scale, u, tl->n0, tl->nt, weights, grad_scale,
+                              &tc, &dw[tl->g]);
             }
         }
     }

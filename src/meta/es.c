@@ -18,14 +18,15 @@
 #include "meta/estimator.h"
 #include "util/util.h"
 
-void l2l_es_rollout(l2l_es *es, const l2l_lstm *net, l2l_task *task, const float *theta0,
-                    l2l_rng rng, double *curve)
+void l2l_es_rollout(l2l_es *es, const l2l_lstm *net, int i, const float *theta0, l2l_rng rng,
+                    double *curve)
 {
+    l2l_task *task = &es->mb.child[i];
+    l2l_lstm_state *state = &es->state[i];
     const size_t n = task->n;
     const int steps = es->steps;
-    es->state.n = n; /* the state is sized for the largest optimizee */
     memcpy(es->theta, theta0, n * sizeof(float));
-    l2l_lstm_state_zero(&es->state);
+    l2l_lstm_state_zero(state);
     for (int t = 0; t <= steps; t++) {
         const double f = task->loss_grad(task->ctx, es->theta, es->grad, &rng);
         if (!isfinite(f)) { /* diverged: +Inf from here on */
@@ -34,8 +35,8 @@ void l2l_es_rollout(l2l_es *es, const l2l_lstm *net, l2l_task *task, const float
         }
         if (t > 0) curve[t - 1] = f;
         if (t == steps) break;
-        l2l_lstm_step(net, &es->state, es->grad, es->update);
-        for (size_t i = 0; i < n; i++) es->theta[i] += es->update[i];
+        l2l_lstm_step(net, state, es->grad, es->update);
+        for (size_t k = 0; k < n; k++) es->theta[k] += es->update[k];
     }
 }
 
@@ -46,7 +47,8 @@ static void es_free(void *self)
     l2l_es *es = self;
     l2l_perturb_free(&es->pt);
     l2l_share_free(&es->curves);
-    l2l_lstm_state_free(&es->state);
+    for (int i = 0; es->state && i < es->mb.B; i++) l2l_lstm_state_free(&es->state[i]);
+    l2l_free(es->state);
     l2l_free(es->theta0), l2l_free(es->theta), l2l_free(es->grad), l2l_free(es->update);
     memset(es, 0, sizeof *es);
 }
@@ -65,7 +67,11 @@ static l2l_status es_create(void *self, const l2l_lstm *net, const l2l_meta_batc
         return st;
     size_t n = 0;
     for (int i = 0; i < mb->B; i++) n = mb->child[i].n > n ? mb->child[i].n : n;
-    if ((st = l2l_lstm_state_create(&es->state, net, n, err))) return st;
+    if (!(es->state = l2l_alloc((size_t)mb->B * sizeof *es->state)))
+        return l2l_error_set(err, L2L_STATUS_NOMEM, "cannot allocate %d LSTM states", mb->B);
+    memset(es->state, 0, (size_t)mb->B * sizeof *es->state);
+    for (int i = 0; i < mb->B; i++)
+        if ((st = l2l_lstm_state_create(&es->state[i], net, mb->child[i].n, mb->child[i].group, err))) return st;
     es->theta0 = l2l_alloc(n * sizeof(float));
     es->theta = l2l_alloc(n * sizeof(float));
     es->grad = l2l_alloc(n * sizeof(float));
@@ -104,7 +110,7 @@ static l2l_status es_gradient(void *self, const l2l_lstm *net, int k, float *dph
                 if (u < es->curves.lo || u >= es->curves.hi) continue;
                 if (s == 0 || u == es->curves.lo) l2l_perturb_draw(pt, j);
                 l2l_perturb_set(pt, net, s ? -1 : 1);
-                l2l_es_rollout(es, &pt->pert, task, es->theta0, rng, l2l_share_at(&es->curves, u));
+                l2l_es_rollout(es, &pt->pert, i, es->theta0, rng, l2l_share_at(&es->curves, u));
             }
     }
     l2l_status st = l2l_share_exchange(&es->curves, NULL, err);

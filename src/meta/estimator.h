@@ -137,15 +137,15 @@ typedef struct {
     l2l_perturb pt;
     l2l_share curves;     /* per particle: f(theta_1..theta_steps), steps doubles */
     uint64_t epoch_seed;
-    l2l_lstm_state state; /* (max n) */
+    l2l_lstm_state *state; /* (B) the optimizees' LSTM states */
     float *theta0;        /* (max n) the optimizee's start */
     float *theta, *grad, *update; /* (max n) */
 } l2l_es;
 
-/* One run of net on optimizee `task` from theta0 over `steps` steps with the minibatch
- * stream rng (copied, so that every run sees the same minibatches): f(theta_1 ..
- * theta_steps) into curve (steps), +Inf from the first non-finite loss on. */
-void l2l_es_rollout(l2l_es *es, const l2l_lstm *net, l2l_task *task, const float *theta0,
-                    l2l_rng rng, double *curve);
+/* One run of net on optimizee i of the meta-batch from theta0 over `steps` steps with the
+ * minibatch stream rng (copied, so that every run sees the same minibatches):
+ * f(theta_1 .. theta_steps) into curve (steps), +Inf from the first non-finite loss on. */
+void l2l_es_rollout(l2l_es *es, const l2l_lstm *net, int i, const float *theta0, l2l_rng rng,
+                    double *curve);
 
 #endif

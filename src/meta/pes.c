@@ -91,7 +91,7 @@ static l2l_status pes_create(void *self, const l2l_lstm *net, const l2l_meta_bat
     for (int u = 0; ok && u < mine; u++) {
         particle *q = &p->part[u];
         q->task = &mb->child[(p->curves.lo + u) / (2 * K)];
-        if ((st = l2l_lstm_state_create(&q->state, net, q->task->n, err))) return st;
+        if ((st = l2l_lstm_state_create(&q->state, net, q->task->n, q->task->group, err))) return st;
         q->theta = l2l_alloc(q->task->n * sizeof(float));
         q->grad = l2l_alloc(q->task->n * sizeof(float));
         ok = q->theta && q->grad;

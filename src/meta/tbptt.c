@@ -55,11 +55,11 @@ l2l_status l2l_truncated_create(l2l_truncated *s, const l2l_lstm *net, const l2l
         l2l_unroll_config uc = *ucfg;
         uc.objective = L2L_OBJECTIVE_SUM; /* the weights come from the meta-batch's losses */
         if (teacher) {
-            if ((st = l2l_optimizer_create(&r->teacher, teacher, n, err))) return st;
+            if ((st = l2l_optimizer_create(&r->teacher, teacher, n, err))) return st; /* hand-written */
             uc.teacher = teacher_target, uc.teacher_ctx = &r->teacher;
         }
-        if ((st = l2l_unroll_create(&r->unroll, net, n, &uc, err)) ||
-            (st = l2l_lstm_state_create(&r->state, net, n, err)))
+        if ((st = l2l_unroll_create(&r->unroll, net, n, r->task->group, &uc, err)) ||
+            (st = l2l_lstm_state_create(&r->state, net, n, r->task->group, err)))
             return st;
         if (!(r->theta = l2l_alloc(n * sizeof(float))))
             return l2l_error_set(err, L2L_STATUS_NOMEM, "cannot allocate an optimizee of %zu coordinates", n);

@@ -120,8 +120,10 @@ static l2l_status restore(l2l_train_state *s, const l2l_train_state *from, l2l_r
 {
     const size_t P = s->n_params;
     const l2l_lstm_config *a = &from->arch, *b = &s->arch;
-    const int same_arch = a->layers == b->layers && a->hidden == b->hidden && a->preproc == b->preproc &&
-                          a->p == b->p && a->scale == b->scale;
+    int same_arch = a->layers == b->layers && a->hidden == b->hidden && a->preproc == b->preproc &&
+                    a->p == b->p && a->scale == b->scale && l2l_lstm_n_groups(a) == l2l_lstm_n_groups(b);
+    for (int g = 0; same_arch && g < b->groups && b->groups > 1; g++)
+        same_arch = strcmp(a->group_names[g], b->group_names[g]) == 0;
     if (from->n_params != P || !same_arch || !own != !from->has_noise)
         return l2l_error_set(err, L2L_STATUS_ARG, "the training state does not fit this run: %zu weights "
                              "%s, and %s estimator stream, expected %zu weights and %s", from->n_params,
@@ -246,7 +248,7 @@ l2l_status l2l_meta_train_resume(l2l_lstm *net, l2l_task *task, const l2l_train_
                                  l2l_error *err)
 {
     l2l_status st = check_config(cfg, err);
-    if (st) return st;
+    if (st || (st = l2l_lstm_check_task(net, task, err))) return st;
     const l2l_estimator_ops *ops = estimators[cfg->estimator];
     const l2l_comm *comm = cfg->comm ? cfg->comm : &l2l_comm_one;
     l2l_meta_batch mb = {task, 1, comm};

@@ -33,8 +33,9 @@ l2l_status l2l_evaluate_runs(l2l_task *task, const l2l_opt_spec *spec, const l2l
     L2L_ASSERT(first >= 0 && count >= 0 && first + count <= cfg->runs && steps >= 0);
     const size_t N = task->n;
     l2l_optimizer opt;
-    l2l_status st = l2l_optimizer_create(&opt, spec, N, err);
-    if (st) return st;
+    l2l_status st = spec->kind == L2L_OPT_KIND_LSTM && spec->net ? l2l_lstm_check_task(spec->net, task, err)
+                                                                 : L2L_STATUS_OK;
+    if (st || (st = l2l_optimizer_create_groups(&opt, spec, N, task->group, err))) return st;
     float *theta = l2l_alloc(N * sizeof(float)), *grad = l2l_alloc(N * sizeof(float));
     if (!theta || !grad) {
         st = l2l_error_set(err, L2L_STATUS_NOMEM, "cannot allocate %zu parameters", N);

@@ -38,6 +38,12 @@ struct l2l_opt_state {
 
 l2l_status l2l_optimizer_create(l2l_optimizer *o, const l2l_opt_spec *spec, size_t n, l2l_error *err)
 {
+    return l2l_optimizer_create_groups(o, spec, n, NULL, err);
+}
+
+l2l_status l2l_optimizer_create_groups(l2l_optimizer *o, const l2l_opt_spec *spec, size_t n,
+                                       const uint8_t *group, l2l_error *err)
+{
     memset(o, 0, sizeof *o);
     if ((unsigned)spec->kind > L2L_OPT_KIND_LSTM)
         return l2l_error_set(err, L2L_STATUS_ARG, "unknown optimizer kind %d", (int)spec->kind);
@@ -51,7 +57,7 @@ l2l_status l2l_optimizer_create(l2l_optimizer *o, const l2l_opt_spec *spec, size
     l2l_opt_state *s = o->state = l2l_alloc(sizeof *s);
     if (!s) return l2l_error_set(err, L2L_STATUS_NOMEM, "cannot allocate an optimizer");
     if (learned) {
-        l2l_status st = l2l_lstm_state_create(&s->lstm, spec->net, n, err);
+        l2l_status st = l2l_lstm_state_create(&s->lstm, spec->net, n, group, err);
         if (st) {
             l2l_optimizer_free(o);
             return st;

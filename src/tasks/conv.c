@@ -123,6 +123,7 @@ typedef struct {
     float *mean_f, *inv_sigma_f; /* (U) */
     float *zo, *dzo; /* (B, K) logits and dL/dlogits */
     uint8_t *labels; /* (B) */
+    uint8_t *group;  /* (n) the parameter groups: 0 for a kernel, 1 for the rest */
 } conv_ctx;
 
 void l2l_conv_config_default(l2l_conv_config *cfg)
@@ -151,7 +152,7 @@ static void conv_destroy(void *p)
         for (size_t i = 0; i < sizeof per_layer / sizeof *per_layer; i++) l2l_free(per_layer[i]);
     }
     void *bufs[] = {c->dz,  c->scratch, c->dxf,    c->zf,          c->af,     c->daf,  c->dzf,
-                    c->zo,  c->dzo,     c->mean_f, c->inv_sigma_f, c->labels, c->perm};
+                    c->zo,  c->dzo,     c->mean_f, c->inv_sigma_f, c->labels, c->perm, c->group};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) l2l_free(bufs[i]);
     l2l_free(c);
 }
@@ -406,7 +407,7 @@ l2l_status l2l_task_conv_create(l2l_task *task, const l2l_conv_config *cfg,
     ok = ok && (c->mean_f = l2l_alloc(U * sizeof(float))) &&
          (c->inv_sigma_f = l2l_alloc(U * sizeof(float)));
     ok = ok && (c->zo = l2l_alloc(B * K * sizeof(float))) && (c->dzo = l2l_alloc(B * K * sizeof(float)));
-    ok = ok && (c->labels = l2l_alloc(B));
+    ok = ok && (c->labels = l2l_alloc(B)) && (c->group = l2l_alloc(c->n));
     if (c->pool > 0) ok = ok && (c->perm = l2l_alloc(data->n * sizeof *c->perm));
     if (!ok) {
         conv_destroy(c);
@@ -422,6 +423,14 @@ l2l_status l2l_task_conv_create(l2l_task *task, const l2l_conv_config *cfg,
     task->sample = conv_sample;
     task->loss_grad = conv_loss_grad;
     task->destroy = conv_destroy;
+    /* The paper's two parameter groups: the kernels come first (conv_layout). */
+    const size_t kernels = c->bias_off[0];
+    memset(c->group, 0, kernels);
+    memset(c->group + kernels, 1, c->n - kernels);
+    task->n_groups = 2;
+    task->group = c->group;
+    snprintf(task->group_names[0], L2L_GROUP_NAME, "kernels");
+    snprintf(task->group_names[1], L2L_GROUP_NAME, "other");
     /* "conv-1x28x28-3x16k5-32-10", then "-pool2000" with a pool */
     snprintf(task->name, sizeof task->name, "conv-%dx%dx%d-%dx%dk%d-%d-%d", c->C0, c->H, c->W,
              c->L, c->F, c->k, c->U, c->K);

@@ -13,9 +13,10 @@ int main(void)
     SIZE(l2l_error), OFF(l2l_error, msg);
     SIZE(l2l_rng);
     SIZE(l2l_task), OFF(l2l_task, grad_scale), OFF(l2l_task, ctx), OFF(l2l_task, sample),
-        OFF(l2l_task, loss_grad), OFF(l2l_task, destroy), OFF(l2l_task, name);
+        OFF(l2l_task, loss_grad), OFF(l2l_task, destroy), OFF(l2l_task, name), OFF(l2l_task, n_groups),
+        OFF(l2l_task, group), OFF(l2l_task, group_names);
     SIZE(l2l_lstm_config), OFF(l2l_lstm_config, preproc), OFF(l2l_lstm_config, p),
-        OFF(l2l_lstm_config, scale);
+        OFF(l2l_lstm_config, scale), OFF(l2l_lstm_config, groups), OFF(l2l_lstm_config, group_names);
     SIZE(l2l_lstm_view), OFF(l2l_lstm_view, w_out), OFF(l2l_lstm_view, b_out);
     SIZE(l2l_lstm), OFF(l2l_lstm, n_in), OFF(l2l_lstm, n_params), OFF(l2l_lstm, phi), OFF(l2l_lstm, w);
     SIZE(l2l_opt_spec), OFF(l2l_opt_spec, lr), OFF(l2l_opt_spec, net);
