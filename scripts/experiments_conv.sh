@@ -16,8 +16,9 @@
 # (CONV_RECIPE below), and one `l2l compare --task conv` per panel: SGD, NAG, RMSprop and
 # Adam each get the learning rate that is best for that panel on V validation networks
 # (training split), then every optimizer trains the same R fresh networks on the test
-# split. So does nag-floor, not one of the paper's baselines: it is the teacher of the
-# optimizers' warm start, shown so that they can be judged against it.
+# split. So does nag-floor, not one of the paper's baselines: the MNIST optimizer's
+# teacher (scripts/experiments.sh), the strongest hand-written rule on this network too.
+# The conv optimizers' own teacher is NAG, one of the baselines (CONV_RECIPE below).
 #
 # Output, under EXP_OUT (default out/experiments), in conv/:
 #   optimizers/lstm-{all,sub5,sub2}.safetensors   the learned optimizers, each with its
