@@ -45,7 +45,7 @@ MPI_LIBS   = $(shell pkg-config --libs ompi-c)
 BENCH_BIN += $(BUILD)/l2l-pingpong
 endif
 
-.PHONY: all deps data test test-unit test-python test-asan fuzz fuzz-build demo bench bench-mpi experiments install clean
+.PHONY: all deps data test test-unit test-python test-asan fuzz fuzz-build demo bench bench-mpi experiments experiments-conv install clean
 all: $(BUILD)/libl2l.a $(BUILD)/libl2l.so $(BUILD)/l2l $(TEST_BIN) $(EX_BIN) $(BENCH_BIN)
 
 deps:
@@ -162,9 +162,15 @@ bench-mpi: data
 	@$(MAKE) --no-print-directory all
 	@scripts/bench_mpi.sh $(BUILD)
 
+# The MNIST experiments, then the conv net's (scripts/experiments_conv.sh).
 experiments: data
 	@$(MAKE) --no-print-directory all
 	@scripts/experiments.sh $(BUILD)
+	@scripts/experiments_conv.sh $(BUILD)
+
+experiments-conv: data
+	@$(MAKE) --no-print-directory all
+	@scripts/experiments_conv.sh $(BUILD)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig
