@@ -6,14 +6,18 @@
 # CIFAR-10 network (three 5x5 convolutions of 16 maps with batch norm, ReLU and 2x2 max
 # pooling, fc 32, logits; `--task conv`), here on the MNIST digits as 28x28x1 images, in
 # three panels:
-#   conv/all     all 10 classes; lstm = the optimizer meta-trained on all 10 classes
+#   conv/all     all 10 classes; lstm = the optimizer meta-trained on all 10 classes, beside
+#                lstm-all-tbptt, the same warm start continued by the paper's truncated
+#                backpropagation instead of PES
 #   conv/held5   classes 5,6,7,8,9; lstm = LSTM-sub, meta-trained on classes 0-4 only,
 #                beside lstm-all, the all-classes optimizer
 #   conv/held2   classes 8,9; lstm = LSTM-sub, meta-trained on classes 0,1 only, beside
 #                lstm-all
 # (--classes relabels the classes kept 0..k-1, so LSTM-sub has seen k-way problems with
-# other digits.) Three meta-trainings, each one `l2l train --task conv` with the same flags
-# (CONV_RECIPE below), and one `l2l compare --task conv` per panel: SGD, NAG, RMSprop and
+# other digits.) Every optimizer has one LSTM for the convolution kernels and one for the
+# other parameters, as in the paper (the conv task's parameter groups). Four
+# meta-trainings, three with the same flags (CONV_RECIPE below) and one with
+# CONV_TBPTT_RECIPE, and one `l2l compare --task conv` per panel: SGD, NAG, RMSprop and
 # Adam each get the learning rate that is best for that panel on V validation networks
 # (training split), then every optimizer trains the same R fresh networks on the test
 # split. So does nag-floor, not one of the paper's baselines: the MNIST optimizer's
@@ -21,7 +25,7 @@
 # The conv optimizers' own teacher is NAG, one of the baselines (CONV_RECIPE below).
 #
 # Output, under EXP_OUT (default out/experiments), in conv/:
-#   optimizers/lstm-{all,sub5,sub2}.safetensors   the learned optimizers, each with its
+#   optimizers/lstm-{all,sub5,sub2,all-tbptt}.safetensors   the learned optimizers, each with its
 #                  .command (the command that trained it), .txt (`l2l info`), -log.csv
 #                  (one line per epoch) and .warm.safetensors (the warm start's optimizer)
 #   all/, held5/, held2/   curves.csv, summary.csv, loss.png, loss.svg, table.txt
@@ -29,12 +33,13 @@
 #   times.csv      step,seconds   wall-clock time of each meta-training and panel
 #
 # Environment:
-#   EXP_CONV_OPTIMIZERS  a directory holding lstm-all, lstm-sub5 and lstm-sub2.safetensors
+#   EXP_CONV_OPTIMIZERS  a directory holding lstm-all, lstm-sub5, lstm-sub2 and
+#                  lstm-all-tbptt.safetensors
 #                  (a previous run's EXP_OUT/conv/optimizers) to use instead of
 #                  meta-training; by default all three are meta-trained afresh
 #   EXP_CONV_RECIPE  the flags of every meta-training (default CONV_RECIPE below)
-#   EXP_RUNS       R, test networks per optimizer and panel (default 30)
-#   EXP_TUNE_RUNS  V, validation networks per learning rate when tuning (default 3)
+#   EXP_RUNS       R, test networks per optimizer and panel (default 100)
+#   EXP_TUNE_RUNS  V, validation networks per learning rate when tuning (default 5)
 #   EXP_QUICK=1    a smoke run: 20 steps per network instead of 100, R = 3, V = 1, and
 #                  meta-trainings of 2 + 1 small epochs; checks that everything runs in a
 #                  couple of minutes, its numbers mean nothing
@@ -50,9 +55,12 @@
 # with the best final loss on 4 validation networks, validated every 3 epochs. Imitating
 # nag-floor (lr 0.1, its tuned value) instead gave a better warm start (loss 0.018 at step
 # 100 on 30 test networks, against 0.027), which PES then made worse (0.021 at meta
-# learning rate 3e-4, 0.022 at 1e-3); from NAG's warm start PES went to 0.017. One
-# meta-training took 12 to 19 minutes on 2 cores shared with other work, and a panel
-# takes roughly 10 minutes with the default R and V: the whole script, over an hour.
+# learning rate 3e-4, 0.022 at 1e-3); from NAG's warm start PES went to 0.017 (these
+# calibration runs had one LSTM shared by all parameters). CONV_TBPTT_RECIPE continues the
+# same warm start with 120 epochs of truncated backpropagation (unrolls of 20, meta
+# learning rate 1e-4), validated every 10. docs/RESULTS.md (section 4) has the times and
+# results: a meta-training takes 10 to 13 minutes, a panel with the default R and V about
+# 25 minutes of one core: the whole script, about two and a half hours.
 set -eu
 build=${1:-build}
 l2l="$build/l2l"
@@ -61,15 +69,21 @@ quick=${EXP_QUICK:-0}
 CONV_RECIPE="--recipe paper --p 12 --warm-start nag:0.316:30 --warm-unroll 5 --warm-lr 1e-3
  --estimator pes:8:0.01 --unroll 20 --lr 3e-4 --epochs 15 --objective log --select final
  --eval-every 3 --valid 4 --meta-batch 1"
+CONV_TBPTT_RECIPE="--recipe paper --p 12 --warm-start nag:0.316:30 --warm-unroll 5 --warm-lr 1e-3
+ --estimator tbptt --unroll 20 --lr 1e-4 --epochs 120 --objective log --select final
+ --eval-every 10 --valid 4 --meta-batch 1"
 if [ "$quick" = 1 ]; then
     runs=${EXP_RUNS:-3}; tune_runs=${EXP_TUNE_RUNS:-1}; steps=20
     recipe=${EXP_CONV_RECIPE:---recipe paper --p 12 --warm-start nag:0.316:2 --warm-lr 1e-3 --estimator pes:2:0.01 --lr 3e-4 --epochs 1 --objective log --select final --eval-every 1 --valid 2}
+    tbptt_recipe="--recipe paper --p 12 --warm-start nag:0.316:2 --warm-lr 1e-3 --estimator tbptt --lr 1e-4 --epochs 1 --objective log --select final --eval-every 1 --valid 2"
 else
-    runs=${EXP_RUNS:-30}; tune_runs=${EXP_TUNE_RUNS:-3}; steps=100
+    runs=${EXP_RUNS:-100}; tune_runs=${EXP_TUNE_RUNS:-5}; steps=100
     recipe=${EXP_CONV_RECIPE:-$CONV_RECIPE}
+    tbptt_recipe=$CONV_TBPTT_RECIPE
 fi
 # One line of plain words: the command files and the log show it as it is run.
 recipe=$(printf '%s' "$recipe" | tr '\n' ' ' | tr -s ' ')
+tbptt_recipe=$(printf '%s' "$tbptt_recipe" | tr '\n' ' ' | tr -s ' ')
 
 die() {
     echo "experiments_conv: $*" >&2
@@ -85,12 +99,13 @@ if [ "$quick" = 1 ]; then
 fi
 
 # --------------------------------------------------------------- the optimizers
-# meta_train NAME CLASSES: meta-trains $optdir/NAME.safetensors on the training split's
-# CLASSES (all: every class) by the recipe; keeps its command beside it.
+# meta_train NAME CLASSES [FLAGS]: meta-trains $optdir/NAME.safetensors on the training
+# split's CLASSES (all: every class) by FLAGS (default: the recipe); keeps its command
+# beside it.
 meta_train() {
-    name=$1 classes=$2
+    name=$1 classes=$2 flags=${3:-$recipe}
     ckpt="$optdir/$name.safetensors"
-    command="$l2l train --task conv --steps $steps $recipe --out $ckpt"
+    command="$l2l train --task conv --steps $steps $flags --out $ckpt"
     if [ "$classes" != all ]; then command="$command --classes $classes"; fi
     echo "== meta-training $name: $command =="
     t0=$(date +%s)
@@ -105,7 +120,7 @@ meta_train() {
 
 optdir=${EXP_CONV_OPTIMIZERS:-}
 if [ -n "$optdir" ]; then
-    for name in lstm-all lstm-sub5 lstm-sub2; do
+    for name in lstm-all lstm-sub5 lstm-sub2 lstm-all-tbptt; do
         [ -f "$optdir/$name.safetensors" ] || die "EXP_CONV_OPTIMIZERS=$optdir has no $name.safetensors"
     done
     echo "== using the optimizers in $optdir =="
@@ -115,9 +130,10 @@ else
     meta_train lstm-all all
     meta_train lstm-sub5 0,1,2,3,4
     meta_train lstm-sub2 0,1
+    meta_train lstm-all-tbptt all "$tbptt_recipe"
     echo "== reuse these optimizers: EXP_CONV_OPTIMIZERS=$optdir =="
 fi
-for name in lstm-all lstm-sub5 lstm-sub2; do
+for name in lstm-all lstm-sub5 lstm-sub2 lstm-all-tbptt; do
     "$l2l" info "$optdir/$name.safetensors" > "$optdir/$name.txt"
 done
 
@@ -144,7 +160,7 @@ panel() {
     echo "== conv/$name: $secs s =="
 }
 
-panel all --optimizer "$optdir/lstm-all.safetensors"
+panel all --optimizer "$optdir/lstm-all.safetensors" --also "$optdir/lstm-all-tbptt.safetensors"
 panel held5 --classes 5,6,7,8,9 --optimizer "$optdir/lstm-sub5.safetensors" --also "$optdir/lstm-all.safetensors"
 panel held2 --classes 8,9 --optimizer "$optdir/lstm-sub2.safetensors" --also "$optdir/lstm-all.safetensors"
 # Each CSV appears whole or not at all.
