@@ -397,7 +397,8 @@ L2L_API l2l_status l2l_optimizer_create(l2l_optimizer *o, const l2l_opt_spec *sp
                                         l2l_error *err);
 /* For a learned optimizer with groups: group (n bytes, read here only) gives each
  * coordinate's group, as l2l_task.group does; a value >= the optimizer's groups is
- * refused. Other optimizers ignore group, which may then be NULL. */
+ * refused. Other optimizers ignore group, which may then be NULL. l2l_optimizer_create
+ * is this with group NULL, so it refuses an optimizer with groups (L2L_STATUS_ARG). */
 L2L_API l2l_status l2l_optimizer_create_groups(l2l_optimizer *o, const l2l_opt_spec *spec,
                                                size_t n, const uint8_t *group, l2l_error *err);
 L2L_API void l2l_optimizer_reset(l2l_optimizer *o); /* zero state, for a new optimizee */
