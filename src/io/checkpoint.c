@@ -57,10 +57,7 @@ static int arch_meta(const l2l_lstm_config *cfg, const char *format, arch_text *
     kv[n++] = (l2l_st_kv){"scale", t->scale};
     kv[n++] = (l2l_st_kv){"gate_order", "ifgo"};
     kv[n++] = (l2l_st_kv){"n_in", t->n_in};
-    size_t w = 0;
-    t->groups[0] = '\0';
-    for (int g = 0; g < cfg->groups && cfg->groups > 1; g++)
-        w += (size_t)snprintf(t->groups + w, sizeof t->groups - w, "%s%s", g ? "," : "", cfg->group_names[g]);
+    l2l_group_names_join(cfg->group_names, cfg->groups > 1 ? cfg->groups : 0, t->groups, sizeof t->groups);
     kv[n++] = (l2l_st_kv){"groups", t->groups}; /* written only if not empty */
     return n;
 }

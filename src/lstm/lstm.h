@@ -11,6 +11,9 @@
 
 /* The inputs per coordinate: 1 without preprocessing, 2 with log/sign. */
 int l2l_lstm_n_in(const l2l_lstm_config *cfg);
+/* The first n group names joined by commas ("kernels,other"; "" for n = 0), as the
+ * checkpoints' "groups" key and the error messages write them. */
+void l2l_group_names_join(const char (*names)[L2L_GROUP_NAME], int n, char *out, size_t size);
 /* The number of LSTMs, cfg->groups with 0 read as 1. */
 int l2l_lstm_n_groups(const l2l_lstm_config *cfg);
 /* Named views of a buffer in phi's layout (phi, its gradient, the meta-Adam moments):

@@ -135,8 +135,7 @@ l2l_status l2l_group_names_check(const char (*names)[L2L_GROUP_NAME], int n, l2l
     return L2L_STATUS_OK;
 }
 
-/* "a,b,c" for the error messages. */
-static void names_joined(const char (*names)[L2L_GROUP_NAME], int n, char *out, size_t size)
+void l2l_group_names_join(const char (*names)[L2L_GROUP_NAME], int n, char *out, size_t size)
 {
     size_t w = 0;
     out[0] = '\0';
@@ -152,8 +151,8 @@ l2l_status l2l_lstm_check_task(const l2l_lstm *net, const l2l_task *task, l2l_er
     for (int g = 0; same && g < G; g++) same = strcmp(net->cfg.group_names[g], task->group_names[g]) == 0;
     if (same) return L2L_STATUS_OK;
     char want[L2L_MAX_GROUPS * L2L_GROUP_NAME], have[L2L_MAX_GROUPS * L2L_GROUP_NAME];
-    names_joined(net->cfg.group_names, G, want, sizeof want);
-    names_joined(task->group_names, tg, have, sizeof have);
+    l2l_group_names_join(net->cfg.group_names, G, want, sizeof want);
+    l2l_group_names_join(task->group_names, tg, have, sizeof have);
     return l2l_error_set(err, L2L_STATUS_ARG,
                          "the optimizer has one LSTM per parameter group (%s), but the task '%s' "
                          "declares %s%s%s; use an optimizer meta-trained on this kind of task, "

@@ -5,6 +5,15 @@
  * at most). */
 #include "lstm/kernels.h"
 
+/* Where the run of coordinate i's group ends (group NULL: one run). */
+static size_t run_end(const uint8_t *group, size_t i, size_t n)
+{
+    if (!group) return n;
+    size_t j = i + 1;
+    while (j < n && group[j] == group[i]) j++;
+    return j;
+}
+
 l2l_status l2l_tiling_create(l2l_tiling *t, const l2l_lstm *net, size_t n, const uint8_t *group,
                              l2l_error *err)
 {
@@ -23,8 +32,7 @@ l2l_status l2l_tiling_create(l2l_tiling *t, const l2l_lstm *net, size_t n, const
             return l2l_error_set(err, L2L_STATUS_ARG,
                                  "coordinate %zu is in parameter group %d, but the optimizer has "
                                  "groups 0..%d only", i, g, G - 1);
-        size_t j = i + 1;
-        while (j < n && (group ? group[j] : 0) == g) j++;
+        const size_t j = run_end(group, i, n);
         count += (j - i + TILE - 1) / TILE;
         i = j;
     }
@@ -33,8 +41,7 @@ l2l_status l2l_tiling_create(l2l_tiling *t, const l2l_lstm *net, size_t n, const
         return l2l_error_set(err, L2L_STATUS_NOMEM, "cannot allocate the tiles of %zu coordinates", n);
     for (size_t i = 0; i < n;) {
         const int g = group ? group[i] : 0;
-        size_t j = i + 1;
-        while (j < n && (group ? group[j] : 0) == g) j++;
+        const size_t j = run_end(group, i, n);
         for (size_t k = i; k < j; k += TILE)
             t->tile[t->n_tiles++] = (l2l_tile){k, (int)(j - k < TILE ? j - k : TILE), g};
         i = j;
