@@ -54,6 +54,7 @@ die() {
     echo "experiments: $*" >&2
     exit 1
 }
+. "$(dirname "$0")/summary_rows.sh"
 [ -x "$l2l" ] || die "no $l2l; build it first (make all, or make experiments)"
 mkdir -p "$out/fig4" "$out/fig5" "$out/fig6"
 start=$(date +%s)
@@ -96,15 +97,7 @@ variant() {
         --baselines sgd,nag,rmsprop,adam,nag-floor --out "$out/$name" "$@" > "$out/$name/table.txt"
     secs=$(( $(date +%s) - t0 ))
     cat "$out/$name/table.txt"
-    printf '%s,%d\n' "$name" "$secs" >> "$out/times.csv.tmp"
-    # results.csv: every summary.csv row prefixed by the variant; one header, taken from
-    # the first summary, and every later summary must have the same columns.
-    header=$(head -n 1 "$out/$name/summary.csv")
-    if [ ! -f "$out/results.csv.tmp" ]; then printf 'experiment,%s\n' "$header" > "$out/results.csv.tmp"
-    elif [ "experiment,$header" != "$(head -n 1 "$out/results.csv.tmp")" ]; then
-        die "$out/$name/summary.csv has the columns '$header', unlike the earlier variants"
-    fi
-    awk -F, -v name="$name" 'NR > 1 { print name "," $0 }' "$out/$name/summary.csv" >> "$out/results.csv.tmp"
+    append_summary "$name" "$out/$name" "$secs"
     echo "== $name: $secs s =="
 }
 

@@ -89,6 +89,7 @@ die() {
     echo "experiments_conv: $*" >&2
     exit 1
 }
+. "$(dirname "$0")/summary_rows.sh"
 [ -x "$l2l" ] || die "no $l2l; build it first (make all, or make experiments-conv)"
 mkdir -p "$out"
 start=$(date +%s)
@@ -148,15 +149,7 @@ panel() {
         --baselines sgd,nag,rmsprop,adam,nag-floor --out "$out/$name" "$@" > "$out/$name/table.txt"
     secs=$(( $(date +%s) - t0 ))
     cat "$out/$name/table.txt"
-    printf 'conv/%s,%d\n' "$name" "$secs" >> "$out/times.csv.tmp"
-    # results.csv: every summary.csv row prefixed by the panel; one header, taken from
-    # the first summary, and every later summary must have the same columns.
-    header=$(head -n 1 "$out/$name/summary.csv")
-    if [ ! -f "$out/results.csv.tmp" ]; then printf 'experiment,%s\n' "$header" > "$out/results.csv.tmp"
-    elif [ "experiment,$header" != "$(head -n 1 "$out/results.csv.tmp")" ]; then
-        die "$out/$name/summary.csv has the columns '$header', unlike the earlier panels"
-    fi
-    awk -F, -v name="conv/$name" 'NR > 1 { print name "," $0 }' "$out/$name/summary.csv" >> "$out/results.csv.tmp"
+    append_summary "conv/$name" "$out/$name" "$secs"
     echo "== conv/$name: $secs s =="
 }
 
