@@ -16,11 +16,11 @@
 # other digits.) Every optimizer has one LSTM for the convolution kernels and one for the
 # other parameters, as in the paper (the conv task's parameter groups). Three
 # meta-trainings with the same flags (CONV_RECIPE below) and one `l2l compare --task conv`
-# per panel: SGD, NAG, RMSprop and
-# Adam each get the learning rate that is best for that panel on V validation networks
-# (training split), then every optimizer trains the same R fresh networks on the test
-# split. So does nag-floor, not one of the paper's baselines: the MNIST optimizer's
-# teacher (scripts/experiments.sh), and the conv optimizers' warm start (CONV_RECIPE below).
+# per panel: SGD, NAG, RMSprop and Adam each get the learning rate that is best for that
+# panel on V validation networks (training split), then every optimizer trains the same R
+# fresh networks on the test split. So does nag-floor, not one of the paper's baselines:
+# the MNIST optimizer's teacher (scripts/experiments.sh), and the conv optimizers' warm
+# start (CONV_RECIPE below).
 #
 # Output, under EXP_OUT (default out/experiments), in conv/:
 #   optimizers/lstm-{all,sub5,sub2}.safetensors   the learned optimizers, each with its
@@ -44,21 +44,23 @@
 #   EXP_OUT        output directory (default out/experiments)
 # Stops at the first failure (set -eu) with the failing command's message.
 #
-# CONV_RECIPE is the MNIST recipe (docs/METHOD.md, section 4) cut to the conv net's cost
-# (a network has 21,882 coordinates; one conv step on 128 images takes about 13 ms): one
-# network per meta-update instead of 4; a warm start of 50 epochs imitating nag-floor at
-# its tuned learning rate for this network (0.1; `l2l tune --task conv`) at meta learning
-# rate 1e-3; then 110 epochs of the paper's truncated backpropagation (unrolls of 20) on
-# the log meta-loss at meta learning rate 1e-4; p = 12; the final phi is kept (validation
-# on 8 networks every 20 epochs is only reported: its values swing by 2x from one
-# evaluation to the next). Each takes just under 20 minutes of wall clock (1,190 to
-# 1,200 s, 1,140 s of it meta-training) sharing the 2 cores with one other. Chosen on 30
-# networks drawn with --seed 7, not the panels' (docs/RESULTS.md, section 4): with 140
-# epochs of truncated backpropagation it reached 0.0149 there against tuned NAG's 0.0171,
-# from a warm start at 0.0228. The previous recipe, imitating NAG (lr 0.316) for 30 epochs
-# and then 15 epochs of PES, reached 0.0268 on the all-classes panel.
-# A panel with the default R and V takes about 25 minutes of one core; the whole script,
-# about two hours.
+# CONV_RECIPE has the MNIST recipe's shape (docs/METHOD.md, section 4: imitating nag-floor
+# as a warm start, then the meta-objective) with truncated backpropagation, not PES, as
+# its second stage, cut to the conv net's cost (a network has 21,882 coordinates; one conv
+# step on 128 images takes about 13 ms): one network per meta-update instead of 4; a warm
+# start of 50 epochs imitating nag-floor at its tuned learning rate for this network (0.1;
+# `l2l tune --task conv`) at meta learning rate 1e-3; then 110 epochs of the paper's
+# truncated backpropagation (unrolls of 20) on the log meta-loss at meta learning rate
+# 1e-4; p = 12; the final phi is kept (validation on 8 networks every 20 epochs is only
+# reported: its values swing by 2x from one evaluation to the next). A meta-training takes
+# 20 minutes of wall clock (1,190 to 1,200 s, 1,140 s of it meta-training) sharing the 2
+# cores with one other. Chosen on 30 networks drawn with --seed 7, not the panels'
+# (docs/RESULTS.md, section 4): with 140 epochs of truncated backpropagation it reached
+# 0.0149 there against tuned NAG's 0.0171, from a warm start at 0.0228. The previous
+# recipe, imitating NAG (lr 0.316) for 30 epochs and then 15 epochs of PES, reached 0.0268
+# on the all-classes panel.
+# A panel with the default R and V takes about 50 minutes of one core; the whole script,
+# one step after another, about three and a half hours.
 set -eu
 build=${1:-build}
 l2l="$build/l2l"
