@@ -11,8 +11,9 @@
  *     (C, B h w, F k²)), and square (S x S), as the reference rates;
  *   - batch norm + ReLU + pooling, forward and backward, timed alone.
  * Prints a table and, last, one JSON line (bench/bench_conv.py reads it to put PyTorch's
- * step beside it). Threads: the BLAS's (the fc layers' sgemm) and OpenMP's, both --threads;
- * the conv task itself runs on one thread.
+ * step beside it). Threads: OpenMP's, --threads (the convolutions), with the BLAS on one
+ * thread for the step's small fc products, as in l2l's tools (one pool); the reference
+ * sgemm runs on --threads of the BLAS's.
  */
 #include <cblas.h>
 #include <math.h>
@@ -48,6 +49,7 @@ typedef struct {
     float *x, *wpack, *wtpack, *z, *dz, *dw, *dx, *scratch, *zmax, *mean, *inv, *out, *beta, *dbeta;
     int32_t *arg;
     int which; /* backward: 0 dW only, 1 dW and dX */
+    int n_scratch;
 } layer_bufs;
 
 static void run_forward(void *p)
@@ -59,7 +61,7 @@ static void run_forward(void *p)
 static void run_backward(void *p)
 {
     layer_bufs *b = p;
-    conv_backward(b->g, b->x, b->wtpack, b->dz, b->dw, b->which ? b->dx : NULL, b->scratch);
+    conv_backward(b->g, b->x, b->wtpack, b->dz, b->dw, b->which ? b->dx : NULL, b->scratch, b->n_scratch);
 }
 
 static void run_bn_forward(void *p)
@@ -87,6 +89,10 @@ static void run_gemm(void *p)
 }
 
 /* sgemm C (M, N) = A (M, K) B (K, N) (or B^T (N, K)^T): seconds, median of runs. */
+/* The BLAS's threads for the reference sgemm: --threads (the step's fc products run on one,
+ * as in l2l's tools: one pool, OpenMP's). */
+static int sgemm_threads = 1;
+
 static double time_sgemm(int M, int N, int K, int trans_b, int runs)
 {
     gemm_job j = {M, N, K, trans_b, malloc((size_t)M * K * 4), malloc((size_t)K * N * 4), malloc((size_t)M * N * 4)};
@@ -96,7 +102,9 @@ static double time_sgemm(int M, int N, int K, int trans_b, int runs)
     }
     for (size_t i = 0; i < (size_t)M * K; i++) j.a[i] = (float)(i % 7) * 0.1f;
     for (size_t i = 0; i < (size_t)K * N; i++) j.b[i] = (float)(i % 5) * 0.1f;
+    openblas_set_num_threads(sgemm_threads);
     const double s = time_median(run_gemm, &j, runs);
+    openblas_set_num_threads(1);
     free(j.a), free(j.b), free(j.c);
     return s;
 }
@@ -124,7 +132,8 @@ int bench_conv(const char *data, int threads, int repeat, int sgemm_size)
 #ifdef _OPENMP
     omp_set_num_threads(threads);
 #endif
-    openblas_set_num_threads(threads);
+    openblas_set_num_threads(1);
+    sgemm_threads = threads;
     const int runs = repeat < 3 ? 3 : repeat > MAX_RUNS ? MAX_RUNS : repeat;
     l2l_dataset ds;
     l2l_error err = {0};
@@ -159,7 +168,7 @@ int bench_conv(const char *data, int threads, int repeat, int sgemm_size)
     const double q1 = t[runs / 4], q3 = t[(3 * runs) / 4];
 
     /* the convolution kernels alone, on the step's shapes */
-    printf("l2l-bench --conv: %s, %zu coordinates, minibatch %d, %d thread%s (BLAS and OpenMP)\n",
+    printf("l2l-bench --conv: %s, %zu coordinates, minibatch %d, %d OpenMP thread%s (BLAS: 1 in the step)\n",
            task.name, task.n, cfg.batch, threads, threads == 1 ? "" : "s");
     printf("%-8s %-14s %10s %10s %9s %28s %9s %8s\n", "layer", "kernel", "ms", "MFLOP", "GFLOP/s",
            "sgemm shape", "sgemm ms", "GFLOP/s");
@@ -176,7 +185,8 @@ int bench_conv(const char *data, int threads, int repeat, int sgemm_size)
         b.wtpack = l2l_alloc(conv_wtpack_floats(&g) * 4), b.z = l2l_alloc(pix * g.Fp * 4);
         b.dz = l2l_alloc(pix * g.Fp * 4), b.dw = l2l_alloc(conv_wpack_floats(&g) * 4);
         b.dx = l2l_alloc(pix * (g.Cp > g.Fp ? g.Cp : g.Fp) * 4);
-        b.scratch = l2l_alloc(conv_scratch_floats(&g) * 4), b.zmax = l2l_alloc(pooled * 4);
+        b.n_scratch = conv_threads();
+        b.scratch = l2l_alloc((size_t)b.n_scratch * conv_scratch_floats(&g) * 4), b.zmax = l2l_alloc(pooled * 4);
         b.arg = l2l_alloc(pooled * sizeof(int32_t)), b.mean = l2l_alloc(g.Fp * 4), b.inv = l2l_alloc(g.Fp * 4);
         b.out = l2l_alloc((size_t)g.B * g.F * (g.ph + 2 * g.p) * (g.pw + 2 * g.p) * 4);
         b.beta = l2l_alloc(g.Fp * 4), b.dbeta = l2l_alloc(g.Fp * 4);

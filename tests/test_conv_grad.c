@@ -23,6 +23,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #include "conv_testutil.h"
 #include "tasks/conv.h"
 
@@ -449,7 +453,9 @@ static void check_conv_kernels(int B, int C, int F, int k, int h, int w, l2l_rng
 
     float *xp = to_planes(x, B, C, h, w, g.p);
     float *wpack = l2l_alloc(conv_wpack_floats(&g) * 4), *wtpack = l2l_alloc(conv_wtpack_floats(&g) * 4);
-    float *dwpack = l2l_alloc(conv_wpack_floats(&g) * 4), *scratch = l2l_alloc(conv_scratch_floats(&g) * 4);
+    const int threads = conv_threads();
+    float *dwpack = l2l_alloc(conv_wpack_floats(&g) * 4);
+    float *scratch = l2l_alloc((size_t)threads * conv_scratch_floats(&g) * 4);
     float *zf = l2l_alloc((size_t)B * h * w * g.Fp * 4), *dzf = l2l_alloc((size_t)B * h * w * g.Fp * 4);
     float *dxf = l2l_alloc((size_t)B * h * w * g.Cp * 4);
     assert_true(wpack && wtpack && dwpack && scratch && zf && dzf && dxf);
@@ -480,7 +486,22 @@ static void check_conv_kernels(int B, int C, int F, int k, int h, int w, l2l_rng
                     dzf[px(n, f, y, xx, h, w, g.Fp)] = f < F ? (float)dz[((n * F + f) * h + y) * w + xx] : 0.0f;
                     if (f < g.Cp) dxf[px(n, f, y, xx, h, w, g.Cp)] = f < C ? 0.5f : 0.0f;
                 }
-    conv_backward(&g, xp, wtpack, dzf, dwpack, dxf, scratch);
+    /* On one thread first: the threads' result below must be the same bytes */
+    float *dw1 = l2l_alloc(conv_wpack_floats(&g) * 4), *dx1 = l2l_alloc((size_t)B * h * w * g.Cp * 4);
+    float *z1 = l2l_alloc((size_t)B * h * w * g.Fp * 4);
+    assert_true(dw1 && dx1 && z1);
+    memcpy(dx1, dxf, (size_t)B * h * w * g.Cp * 4);
+    conv_backward(&g, xp, wtpack, dzf, dw1, dx1, scratch, 1);
+    conv_backward(&g, xp, wtpack, dzf, dwpack, dxf, scratch, threads);
+    assert_memory_equal(dw1, dwpack, conv_wpack_floats(&g) * 4);
+    assert_memory_equal(dx1, dxf, (size_t)B * h * w * g.Cp * 4);
+#ifdef _OPENMP
+    omp_set_num_threads(1);
+    conv_forward(&g, xp, wpack, z1);
+    omp_set_num_threads(threads);
+    assert_memory_equal(z1, zf, (size_t)B * h * w * g.Fp * 4);
+#endif
+    l2l_free(dw1), l2l_free(dx1), l2l_free(z1);
     conv_unpack_grad(&g, dwpack, dkf);
     for (size_t i = 0; i < nk; i++)
         EXPECT_CLOSE(dkf[i], dK[i], tol * dKa[i] + 1e-30, 0, "conv dK[%zu] (C %d F %d k %d %dx%d)", i, C, F, k, h, w);
@@ -497,8 +518,8 @@ static void check_conv_kernels(int B, int C, int F, int k, int h, int w, l2l_rng
                     EXPECT_CLOSE(found - 0.5, dx[q], tol * dxa[q] + 6e-8, 0, "conv dx[%d,%d,%d,%d] (C %d F %d k %d)",
                                  n, c, y, xx, C, F, k);
                 }
-    printf("    conv kernels: B %d, C %d, F %d (Fp %d), k %d, %d x %d: forward, dK, dx agree\n", B, C, F,
-           g.Fp, k, h, w);
+    printf("    conv kernels: B %d, C %d, F %d (Fp %d), k %d, %d x %d: forward, dK, dx agree, the same "
+           "bytes on 1 and %d threads\n", B, C, F, g.Fp, k, h, w, threads);
     free(x), free(K), free(z), free(zabs), free(xa), free(Ka), free(dz), free(dza), free(dx), free(dK);
     free(dxa), free(dKa), free(kf), free(dkf);
     l2l_free(xp), l2l_free(wpack), l2l_free(wtpack), l2l_free(dwpack), l2l_free(scratch);

@@ -73,8 +73,10 @@
  *
  * All buffers are allocated at create time and live in the context, so one task must not
  * be evaluated by two threads at once (create one per thread). The convolutions run on
- * the calling thread, in one fixed order; the fully connected layers' products are
- * cblas_sgemm calls: with the BLAS on one thread, the same inputs give the same bytes.
+ * OpenMP's threads (as many as there were at create time, at most), each value computed
+ * in one fixed order whatever the number of threads (conv_kernels.c); the fully connected
+ * layers' products are cblas_sgemm calls: with the BLAS on one thread, the same inputs
+ * give the same bytes.
  */
 #include <cblas.h>
 #include <math.h>
@@ -117,7 +119,8 @@ typedef struct {
     float *wpack[L2L_CONV_MAX_LAYERS], *wtpack[L2L_CONV_MAX_LAYERS]; /* the kernels, packed */
     float *dwpack[L2L_CONV_MAX_LAYERS]; /* their gradients, packed */
     float *dz;       /* the largest block's pixels: dL/dZ_l, reused by every block */
-    float *scratch;  /* conv_backward's, the largest */
+    float *scratch;  /* conv_backward's, the largest, for each of n_scratch threads */
+    int n_scratch;
     float *dxf;      /* (B, S) dL/da[L] */
     float *zf, *af, *daf, *dzf; /* (B, U) */
     float *mean_f, *inv_sigma_f; /* (U) */
@@ -357,7 +360,7 @@ static double conv_loss_grad(void *p, const float *theta, float *grad, l2l_rng *
         memset(c->dwpack[l], 0, conv_wpack_floats(g) * sizeof *c->dwpack[l]);
         if (l > 0) memset(c->da[l], 0, pixels * g->Cp * sizeof *c->da[l]);
         conv_backward(g, c->a[l], c->wtpack[l], c->dz, c->dwpack[l], l > 0 ? c->da[l] : NULL,
-                      c->scratch);
+                      c->scratch, c->n_scratch);
         conv_unpack_grad(g, c->dwpack[l], grad + c->kern_off[l]);
     }
     return loss;
@@ -400,7 +403,9 @@ l2l_status l2l_task_conv_create(l2l_task *task, const l2l_conv_config *cfg,
     const conv_geom *last = &c->g[c->L - 1];
     ok = ok && (c->a[c->L] = l2l_alloc(B * S * sizeof(float)));
     ok = ok && (c->da[c->L] = l2l_alloc(B * last->ph * last->pw * last->Fp * sizeof(float)));
-    ok = ok && (c->dz = l2l_alloc(dz * sizeof(float))) && (c->scratch = l2l_alloc(scratch * sizeof(float)));
+    c->n_scratch = conv_threads();
+    ok = ok && (c->dz = l2l_alloc(dz * sizeof(float))) &&
+         (c->scratch = l2l_alloc((size_t)c->n_scratch * scratch * sizeof(float)));
     ok = ok && (c->dxf = l2l_alloc(B * S * sizeof(float)));
     ok = ok && (c->zf = l2l_alloc(B * U * sizeof(float))) && (c->af = l2l_alloc(B * U * sizeof(float)));
     ok = ok && (c->daf = l2l_alloc(B * U * sizeof(float))) && (c->dzf = l2l_alloc(B * U * sizeof(float)));

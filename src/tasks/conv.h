@@ -45,7 +45,8 @@ typedef struct {
 } conv_geom;
 
 void conv_geom_init(conv_geom *g, int B, int C, int F, int k, int h, int w);
-/* Floats of wpack (k k C Fp), of wtpack (k k F Cp), and of conv_backward's scratch. */
+/* Floats of wpack (k k C Fp), of wtpack (k k F Cp), and of conv_backward's scratch for
+ * one thread. */
 size_t conv_wpack_floats(const conv_geom *g);
 size_t conv_wtpack_floats(const conv_geom *g);
 size_t conv_scratch_floats(const conv_geom *g);
@@ -63,9 +64,12 @@ void conv_unpack_grad(const conv_geom *g, const float *dwpack, float *dkern);
 void conv_forward(const conv_geom *g, const float *x, const float *wpack, float *z);
 
 /* Given dz (pixels, Fp): dwpack += dL/dw in wpack's layout and, if dx is not NULL,
- * dx (pixels, Cp) += dL/dx. scratch: conv_scratch_floats. */
+ * dx (pixels, Cp) += dL/dx. scratch: n_scratch x conv_scratch_floats floats, one slice per
+ * thread; at most n_scratch threads (and at most conv_threads()) run. */
 void conv_backward(const conv_geom *g, const float *x, const float *wtpack, const float *dz,
-                   float *dwpack, float *dx, float *scratch);
+                   float *dwpack, float *dx, float *scratch, int n_scratch);
+/* The threads the convolutions may use: OpenMP's current maximum (1 without OpenMP). */
+int conv_threads(void);
 
 /*
  * Batch norm with batch statistics and a shift, ReLU and 2x2 max-pooling, fused:

@@ -19,9 +19,17 @@
  * machine has them (-march=native), two AVX2 or four SSE registers elsewhere, with the same
  * code. Every sum is taken in one fixed order, so a build gives the same bytes on every
  * run (builds for other instruction sets may round differently: fused multiply-adds).
+ *
+ * Threads. The convolutions share out whole images (the forward, the input gradient) or
+ * whole (input channel, 16 output channels) slices of the weight gradient, each summed over
+ * the images in order by one thread: every value is computed the same way whichever thread
+ * computes it, so the bytes do not depend on the number of threads.
  */
 #include <math.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "tasks/conv.h"
 
@@ -55,6 +63,24 @@ void conv_geom_init(conv_geom *g, int B, int C, int F, int k, int h, int w)
 size_t conv_wpack_floats(const conv_geom *g) { return (size_t)g->k * g->k * g->C * g->Fp; }
 size_t conv_wtpack_floats(const conv_geom *g) { return (size_t)g->k * g->k * g->F * g->Cp; }
 size_t conv_scratch_floats(const conv_geom *g) { return (size_t)g->F * g->hp * g->wp; }
+
+int conv_threads(void)
+{
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+static int thread_id(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
 
 void conv_pack(const conv_geom *g, const float *kern, float *wpack, float *wtpack)
 {
@@ -154,6 +180,8 @@ static void conv_image(const float *in, int Cin, int h, int w, int hp, int wp, i
 void conv_forward(const conv_geom *g, const float *x, const float *wpack, float *z)
 {
     const size_t image_in = (size_t)g->C * g->hp * g->wp, image_out = (size_t)g->h * g->w * g->Fp;
+    const int threads = conv_threads();
+#pragma omp parallel for schedule(static) num_threads(threads) if (g->B > 1)
     for (int n = 0; n < g->B; n++)
         conv_image(x + n * image_in, g->C, g->h, g->w, g->hp, g->wp, g->k, wpack, g->Fp,
                    z + n * image_out, 0);
@@ -215,33 +243,46 @@ static void dw_any(int k, const float *plane, int wp, int h, int w, const float 
  * conv_image on dz copied into zero-bordered planes, one image at a time (scratch).
  */
 void conv_backward(const conv_geom *g, const float *x, const float *wtpack, const float *dz,
-                   float *dwpack, float *dx, float *scratch)
+                   float *dwpack, float *dx, float *scratch, int n_scratch)
 {
-    const int h = g->h, w = g->w, k = g->k, p = g->p, wp = g->wp;
+    const int h = g->h, w = g->w, k = g->k, p = g->p, wp = g->wp, blocks = g->Fp / CONV_V;
     const size_t plane = (size_t)g->hp * wp, image_in = (size_t)g->C * plane;
     const size_t image_dz = (size_t)h * w * g->Fp, ts = (size_t)g->C * g->Fp;
-    if (dx) memset(scratch, 0, conv_scratch_floats(g) * sizeof *scratch); /* the borders */
-    for (int n = 0; n < g->B; n++) {
-        const float *dzn = dz + n * image_dz;
-        for (int c = 0; c < g->C; c++)
-            for (int fb = 0; fb < g->Fp; fb += CONV_V) {
-                const float *pl = x + n * image_in + (size_t)c * plane;
-                float *dw = dwpack + (size_t)c * g->Fp + fb;
+    const size_t per_thread = conv_scratch_floats(g);
+    const int slices = g->C * blocks, max = conv_threads();
+    const int threads = n_scratch < max ? n_scratch : max;
+#pragma omp parallel num_threads(threads) if (g->B > 1)
+    {
+        /* dW: slice (c, fb) summed over the images in order, by one thread */
+#pragma omp for schedule(static) nowait
+        for (int s = 0; s < slices; s++) {
+            const int c = s / blocks, fb = s % blocks * CONV_V;
+            float *dw = dwpack + (size_t)c * g->Fp + fb;
+            for (int n = 0; n < g->B; n++) {
+                const float *pl = x + n * image_in + (size_t)c * plane, *dzn = dz + n * image_dz + fb;
                 switch (k) {
-                case 1: dw1(pl, wp, h, w, dzn + fb, (size_t)g->Fp, dw, ts); break;
-                case 3: dw3(pl, wp, h, w, dzn + fb, (size_t)g->Fp, dw, ts); break;
-                case 5: dw5(pl, wp, h, w, dzn + fb, (size_t)g->Fp, dw, ts); break;
-                default: dw_any(k, pl, wp, h, w, dzn + fb, (size_t)g->Fp, dw, ts); break;
+                case 1: dw1(pl, wp, h, w, dzn, (size_t)g->Fp, dw, ts); break;
+                case 3: dw3(pl, wp, h, w, dzn, (size_t)g->Fp, dw, ts); break;
+                case 5: dw5(pl, wp, h, w, dzn, (size_t)g->Fp, dw, ts); break;
+                default: dw_any(k, pl, wp, h, w, dzn, (size_t)g->Fp, dw, ts); break;
                 }
             }
-        if (!dx) continue;
-        for (int f = 0; f < g->F; f++)
-            for (int y = 0; y < h; y++)
-                for (int xx = 0; xx < w; xx++)
-                    scratch[f * plane + (size_t)(y + p) * wp + xx + p] =
-                        dzn[((size_t)y * w + xx) * g->Fp + f];
-        conv_image(scratch, g->F, h, w, g->hp, wp, k, wtpack, g->Cp,
-                   dx + (size_t)n * h * w * g->Cp, 1);
+        }
+        if (dx) { /* dx: image by image, through this thread's zero-bordered planes */
+            float *sc = scratch + (size_t)thread_id() * per_thread;
+            memset(sc, 0, per_thread * sizeof *sc); /* the borders */
+#pragma omp for schedule(static)
+            for (int n = 0; n < g->B; n++) {
+                const float *dzn = dz + n * image_dz;
+                for (int f = 0; f < g->F; f++)
+                    for (int y = 0; y < h; y++)
+                        for (int xx = 0; xx < w; xx++)
+                            sc[f * plane + (size_t)(y + p) * wp + xx + p] =
+                                dzn[((size_t)y * w + xx) * g->Fp + f];
+                conv_image(sc, g->F, h, w, g->hp, wp, k, wtpack, g->Cp,
+                           dx + (size_t)n * h * w * g->Cp, 1);
+            }
+        }
     }
 }
 
