@@ -47,20 +47,23 @@
 # CONV_RECIPE has the MNIST recipe's shape (docs/METHOD.md, section 4: imitating nag-floor
 # as a warm start, then the meta-objective) with truncated backpropagation, not PES, as
 # its second stage, cut to the conv net's cost (a network has 21,882 coordinates; one conv
-# step on 128 images takes about 13 ms): one network per meta-update instead of 4; a warm
-# start of 50 epochs imitating nag-floor at its tuned learning rate for this network (0.1;
-# `l2l tune --task conv`) at meta learning rate 1e-3; then 110 epochs of the paper's
-# truncated backpropagation (unrolls of 20) on the log meta-loss at meta learning rate
-# 1e-4; p = 12; the final phi is kept (validation on 8 networks every 20 epochs is only
-# reported: its values swing by 2x from one evaluation to the next). A meta-training takes
-# 20 minutes of wall clock (1,190 to 1,200 s, 1,140 s of it meta-training) sharing the 2
-# cores with one other. Chosen on 30 networks drawn with --seed 7, not the panels'
-# (docs/RESULTS.md, section 4): with 140 epochs of truncated backpropagation it reached
-# 0.0149 there against tuned NAG's 0.0171, from a warm start at 0.0228. The previous
-# recipe, imitating NAG (lr 0.316) for 30 epochs and then 15 epochs of PES, reached 0.0268
-# on the all-classes panel.
-# A panel with the default R and V takes about 50 minutes of one core; the whole script,
-# one step after another, about three and a half hours.
+# step on 128 images takes 13 to 26 ms on one core, depending on the machine,
+# docs/PERFORMANCE.md): one network per meta-update instead of 4; a warm start of 50
+# epochs imitating nag-floor at its tuned learning rate for this network (0.1; `l2l tune
+# --task conv`) at meta learning rate 1e-3; then 110 epochs of the paper's truncated
+# backpropagation (unrolls of 20) on the log meta-loss at meta learning rate 1e-4; p = 12;
+# the phi kept is the one with the lowest validation loss at the last step (--select
+# final; 8 networks, every 20 epochs and at each stage's start). A meta-training takes
+# about 12 minutes of wall clock alone on the 2 cores (710 s on an Intel Xeon, 2 threads,
+# the default; the checkpoint is the same byte for byte on 1 thread, where it takes 20
+# minutes sharing the cores with another job). Chosen on 30 networks drawn with --seed 7,
+# not the panels' (docs/RESULTS.md, section 4, with every recipe tried: 140 or 200 epochs
+# keep the all-classes optimizer level with tuned NAG on the panel's networks, as 110
+# do). The previous recipe, imitating NAG (lr 0.316) for 30 epochs and then 15 epochs of
+# PES, reached 0.0268 on the all-classes panel.
+# A panel with the default R and V took about 50 minutes of one core at commit 378f646,
+# before the convolutions ran on 2 threads; the whole script, one step after another, took
+# about three and a half hours then (not yet timed since).
 set -eu
 build=${1:-build}
 l2l="$build/l2l"
