@@ -1120,6 +1120,45 @@ static void test_paper_net(void **state)
     l2l_dataset_free(&ds);
 }
 
+/* The paper's network on a minibatch of 128: the loss and the gradient are the same bytes
+ * on 1 thread and on 3 (the task created with 3, then run on 3 and on 1). */
+static void test_threads_same_bytes(void **state)
+{
+    (void)state;
+#ifdef _OPENMP
+    const int before = omp_get_max_threads();
+    l2l_dataset ds;
+    make_images(&ds, 300, 1, 28, 28, 10, 25);
+    l2l_conv_config cfg;
+    l2l_conv_config_default(&cfg);
+    l2l_task task;
+    l2l_error err = {0};
+    omp_set_num_threads(3);
+    assert_int_equal(l2l_task_conv_create(&task, &cfg, &ds, &err), L2L_STATUS_OK);
+    float *theta = malloc(task.n * sizeof *theta), *g3 = malloc(task.n * sizeof *g3),
+          *g1 = malloc(task.n * sizeof *g1);
+    assert_true(theta && g3 && g1);
+    l2l_rng rng, r3, r1;
+    l2l_rng_seed(&rng, 5, 0);
+    task.sample(task.ctx, &rng, theta);
+    r3 = rng, r1 = rng;
+    const double f3 = task.loss_grad(task.ctx, theta, g3, &r3);
+    omp_set_num_threads(1);
+    const double f1 = task.loss_grad(task.ctx, theta, g1, &r1);
+    omp_set_num_threads(before);
+    assert_true(isfinite(f1));
+    assert_memory_equal(&f1, &f3, sizeof f1);
+    assert_memory_equal(g1, g3, task.n * sizeof *g1);
+    printf("    %s, batch %d: loss %.6f and %zu gradient values, the same bytes on 1 and 3 threads\n",
+           task.name, cfg.batch, f1, task.n);
+    free(theta), free(g3), free(g1);
+    l2l_task_free(&task);
+    l2l_dataset_free(&ds);
+#else
+    skip();
+#endif
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1129,6 +1168,7 @@ int main(void)
         cmocka_unit_test(test_task_matches_reference),
         cmocka_unit_test(test_task_float_fd),
         cmocka_unit_test(test_paper_net),
+        cmocka_unit_test(test_threads_same_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
