@@ -88,11 +88,11 @@ static void run_gemm(void *p)
                 1.0f, j->a, j->K, j->b, j->trans_b ? j->K : j->N, 0.0f, j->c, j->N);
 }
 
-/* sgemm C (M, N) = A (M, K) B (K, N) (or B^T (N, K)^T): seconds, median of runs. */
 /* The BLAS's threads for the reference sgemm: --threads (the step's fc products run on one,
  * as in l2l's tools: one pool, OpenMP's). */
 static int sgemm_threads = 1;
 
+/* sgemm C (M, N) = A (M, K) B (K, N) (or B^T (N, K)^T): seconds, median of runs. */
 static double time_sgemm(int M, int N, int K, int trans_b, int runs)
 {
     gemm_job j = {M, N, K, trans_b, malloc((size_t)M * K * 4), malloc((size_t)K * N * 4), malloc((size_t)M * N * 4)};
@@ -185,7 +185,7 @@ int bench_conv(const char *data, int threads, int repeat, int sgemm_size)
         b.wtpack = l2l_alloc(conv_wtpack_floats(&g) * 4), b.z = l2l_alloc(pix * g.Fp * 4);
         b.dz = l2l_alloc(pix * g.Fp * 4), b.dw = l2l_alloc(conv_wpack_floats(&g) * 4);
         b.dx = l2l_alloc(pix * (g.Cp > g.Fp ? g.Cp : g.Fp) * 4);
-        b.n_scratch = conv_threads();
+        b.n_scratch = max_threads();
         b.scratch = l2l_alloc((size_t)b.n_scratch * conv_scratch_floats(&g) * 4), b.zmax = l2l_alloc(pooled * 4);
         b.arg = l2l_alloc(pooled * sizeof(int32_t)), b.mean = l2l_alloc(g.Fp * 4), b.inv = l2l_alloc(g.Fp * 4);
         b.out = l2l_alloc((size_t)g.B * g.F * (g.ph + 2 * g.p) * (g.pw + 2 * g.p) * 4);

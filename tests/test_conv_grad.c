@@ -29,6 +29,7 @@
 
 #include "conv_testutil.h"
 #include "tasks/conv.h"
+#include "util/util.h"
 
 #define EPS CONV_BN_EPS
 
@@ -453,7 +454,7 @@ static void check_conv_kernels(int B, int C, int F, int k, int h, int w, l2l_rng
 
     float *xp = to_planes(x, B, C, h, w, g.p);
     float *wpack = l2l_alloc(conv_wpack_floats(&g) * 4), *wtpack = l2l_alloc(conv_wtpack_floats(&g) * 4);
-    const int threads = conv_threads();
+    const int threads = max_threads();
     float *dwpack = l2l_alloc(conv_wpack_floats(&g) * 4);
     float *scratch = l2l_alloc((size_t)threads * conv_scratch_floats(&g) * 4);
     float *zf = l2l_alloc((size_t)B * h * w * g.Fp * 4), *dzf = l2l_alloc((size_t)B * h * w * g.Fp * 4);

@@ -26,9 +26,6 @@
 #define L2L_KERNELS_H
 
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "lstm/fastmath.h"
 #include "lstm/lstm.h"
@@ -61,24 +58,6 @@ static inline float vsum(v16f v)
     for (int w = VL / 2; w > 0; w /= 2)
         for (int i = 0; i < w; i++) s[i] += s[i + w];
     return s[0];
-}
-
-static inline int max_threads(void)
-{
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-}
-
-static inline int thread_id(void)
-{
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
 }
 
 /* Copies rows (rows, nt) of a feature-major (rows, ld) array into (rows, TILE), zero

@@ -403,7 +403,7 @@ l2l_status l2l_task_conv_create(l2l_task *task, const l2l_conv_config *cfg,
     const conv_geom *last = &c->g[c->L - 1];
     ok = ok && (c->a[c->L] = l2l_alloc(B * S * sizeof(float)));
     ok = ok && (c->da[c->L] = l2l_alloc(B * last->ph * last->pw * last->Fp * sizeof(float)));
-    c->n_scratch = conv_threads();
+    c->n_scratch = max_threads();
     ok = ok && (c->dz = l2l_alloc(dz * sizeof(float))) &&
          (c->scratch = l2l_alloc((size_t)c->n_scratch * scratch * sizeof(float)));
     ok = ok && (c->dxf = l2l_alloc(B * S * sizeof(float)));

@@ -65,11 +65,9 @@ void conv_forward(const conv_geom *g, const float *x, const float *wpack, float 
 
 /* Given dz (pixels, Fp): dwpack += dL/dw in wpack's layout and, if dx is not NULL,
  * dx (pixels, Cp) += dL/dx. scratch: n_scratch x conv_scratch_floats floats, one slice per
- * thread; at most n_scratch threads (and at most conv_threads()) run. */
+ * thread; at most n_scratch threads (and at most OpenMP's current maximum) run. */
 void conv_backward(const conv_geom *g, const float *x, const float *wtpack, const float *dz,
                    float *dwpack, float *dx, float *scratch, int n_scratch);
-/* The threads the convolutions may use: OpenMP's current maximum (1 without OpenMP). */
-int conv_threads(void);
 
 /*
  * Batch norm with batch statistics and a shift, ReLU and 2x2 max-pooling, fused:

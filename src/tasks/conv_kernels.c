@@ -27,11 +27,9 @@
  */
 #include <math.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "tasks/conv.h"
+#include "util/util.h"
 
 typedef float v16 __attribute__((vector_size(64)));
 typedef int v16i __attribute__((vector_size(64)));
@@ -63,24 +61,6 @@ void conv_geom_init(conv_geom *g, int B, int C, int F, int k, int h, int w)
 size_t conv_wpack_floats(const conv_geom *g) { return (size_t)g->k * g->k * g->C * g->Fp; }
 size_t conv_wtpack_floats(const conv_geom *g) { return (size_t)g->k * g->k * g->F * g->Cp; }
 size_t conv_scratch_floats(const conv_geom *g) { return (size_t)g->F * g->hp * g->wp; }
-
-int conv_threads(void)
-{
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-}
-
-static int thread_id(void)
-{
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
 
 void conv_pack(const conv_geom *g, const float *kern, float *wpack, float *wtpack)
 {
@@ -180,7 +160,7 @@ static void conv_image(const float *in, int Cin, int h, int w, int hp, int wp, i
 void conv_forward(const conv_geom *g, const float *x, const float *wpack, float *z)
 {
     const size_t image_in = (size_t)g->C * g->hp * g->wp, image_out = (size_t)g->h * g->w * g->Fp;
-    const int threads = conv_threads();
+    const int threads = max_threads();
 #pragma omp parallel for schedule(static) num_threads(threads) if (g->B > 1)
     for (int n = 0; n < g->B; n++)
         conv_image(x + n * image_in, g->C, g->h, g->w, g->hp, g->wp, g->k, wpack, g->Fp,
@@ -249,7 +229,7 @@ void conv_backward(const conv_geom *g, const float *x, const float *wtpack, cons
     const size_t plane = (size_t)g->hp * wp, image_in = (size_t)g->C * plane;
     const size_t image_dz = (size_t)h * w * g->Fp, ts = (size_t)g->C * g->Fp;
     const size_t per_thread = conv_scratch_floats(g);
-    const int slices = g->C * blocks, max = conv_threads();
+    const int slices = g->C * blocks, max = max_threads();
     const int threads = n_scratch < max ? n_scratch : max;
 #pragma omp parallel num_threads(threads) if (g->B > 1)
     {

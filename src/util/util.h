@@ -4,6 +4,9 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "l2l.h"
 
@@ -24,5 +27,25 @@
 /* Allocations: zeroed, 64-byte aligned; free with l2l_free. Returns NULL on failure. */
 void *l2l_alloc(size_t bytes);
 void l2l_free(void *p);
+
+/* OpenMP's current maximum of threads, and this thread's number in its team (1 and 0
+ * without OpenMP). */
+static inline int max_threads(void)
+{
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+static inline int thread_id(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
 
 #endif
