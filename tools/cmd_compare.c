@@ -65,6 +65,7 @@ static int parse_baselines(const char *s, void *dest)
 {
     baselines *b = dest;
     b->n = 0;
+    if (strcmp(s, "none") == 0) return 0;
     for (const char *p = s;;) {
         const char *end = strchr(p, ',');
         size_t len = end ? (size_t)(end - p) : strlen(p);
@@ -112,8 +113,10 @@ static l2l_status write_figure(const char *dir, const curve *c, int nc, int runs
     return st;
 }
 
-/* DIR/curves.csv, DIR/summary.csv and the figure DIR/loss.{png,svg}; c[0] is the
- * learned optimizer that the paired differences are taken against. */
+/* DIR/curves.csv, DIR/summary.csv, DIR/finals.csv and the figure DIR/loss.{png,svg};
+ * c[0] is the learned optimizer that the paired differences are taken against.
+ * finals.csv holds every test problem's final loss, so that two comparisons with the
+ * same task flags, seed and runs (the same test problems) can be paired afterwards. */
 static l2l_status write_compare(const char *dir, const curve *c, int nc, int runs, int steps,
                                 const char *title, l2l_error *err)
 {
@@ -137,6 +140,14 @@ static l2l_status write_compare(const char *dir, const curve *c, int nc, int run
         else fprintf(af.f, "%s,%g,", c[i].name, c[i].spec.lr);
         fprintf(af.f, "%.9g,%.9g,%.9g,%d,%.9g,%.9g\n", m, s, s / sqrt(runs), runs, dm, ds);
     }
+    if ((st = l2l_atomic_commit(&af, err))) return st;
+
+    snprintf(path, sizeof path, "%s/finals.csv", dir);
+    if ((st = l2l_atomic_open(&af, path, err))) return st;
+    fprintf(af.f, "optimizer,run,final\n");
+    for (int i = 0; i < nc; i++)
+        for (int r = 0; r < runs; r++)
+            fprintf(af.f, "%s,%d,%.9g\n", c[i].name, r, c[i].loss[(size_t)r * (steps + 1) + steps]);
     if ((st = l2l_atomic_commit(&af, err))) return st;
     return write_figure(dir, c, nc, runs, steps, title, err);
 }
@@ -166,8 +177,9 @@ static const opt_command compare_cmd = {
     "Tunes the baselines (by default the paper's: SGD, NAG, RMSprop and Adam) on validation\n"
     "problems, evaluates them and the learned optimizers on the same R fresh test problems,\n"
     "and writes DIR/curves.csv (optimizer,step,mean,std), DIR/summary.csv\n"
-    "(optimizer,lr,final_mean,final_std,...) and DIR/loss.png (and .svg); prints the\n"
-    "summary as a table.\n",
+    "(optimizer,lr,final_mean,final_std,...), DIR/finals.csv (optimizer,run,final: every\n"
+    "test problem's last loss; the same flags and seed give the same test problems) and\n"
+    "DIR/loss.png (and .svg); prints the summary as a table.\n",
     "With --task mnist the baselines are tuned on networks of the training split's digits\n"
     "and every optimizer is tested on networks of the test split's.\n", 0};
 
@@ -204,9 +216,11 @@ tool_result cmd_compare(int argc, char **argv)
                  "each named by its file name and paired against --optimizer's"},
         {"out", OPT_PATH, &out, .arg = "DIR", .expect = "a directory", .help = "where the results go (required)"},
         {"baselines", OPT_CUSTOM, &base, .parse = parse_baselines, .arg = "LIST",
-         .expect = "distinct names from sgd, nag, rmsprop, adam, nag-floor separated by commas, e.g. nag,adam",
+         .expect = "distinct names from sgd, nag, rmsprop, adam, nag-floor separated by commas, e.g. nag,adam, "
+                   "or none",
          .help = "hand-written optimizers to tune and compare, from sgd, nag,\n"
-                 "rmsprop, adam and nag-floor (default sgd,nag,rmsprop,adam)"},
+                 "rmsprop, adam and nag-floor (default sgd,nag,rmsprop,adam;\n"
+                 "none: only the learned optimizers)"},
         {"runs", OPT_INT, &runs, 1, 1e6, .arg = "R", .help = "test problems (100)"},
         {"tune-runs", OPT_INT, &tune_runs, 1, 1e5, .arg = "V", .help = "validation problems per learning rate (20)"},
         {NULL},
@@ -275,7 +289,7 @@ tool_result cmd_compare(int argc, char **argv)
     if (!st) {
         print_table(c, nc, ec.runs, ec.steps, test.task.name,
                     (t1.tv_sec - t0.tv_sec) + 1e-9 * (t1.tv_nsec - t0.tv_nsec));
-        fprintf(stderr, "l2l compare: wrote %s/curves.csv, summary.csv, loss.png, loss.svg\n", out);
+        fprintf(stderr, "l2l compare: wrote %s/curves.csv, summary.csv, finals.csv, loss.png, loss.svg\n", out);
     }
     for (int i = 0; i < nc; i++) free(c[i].loss);
     for (int i = 0; i < nl; i++) l2l_lstm_free(&net[i]);
