@@ -6,7 +6,7 @@
 #  2. if a trained MNIST optimizer ships in models/, compare it the same way on fresh
 #     MNIST networks (test split), with its teacher nag-floor (not a paper baseline)
 #     tuned and shown too.
-# Results go to out/demo/: curves.csv, summary.csv, loss.png and loss.svg per task.
+# Results go to out/demo/: curves.csv, summary.csv, finals.csv, loss.png and loss.svg per task.
 set -eu
 build=${1:-build}
 l2l="$build/l2l"

@@ -19,7 +19,7 @@
 # variants width_20 and depth_1 are the base network: fig4/steps100 is reused for them.
 #
 # Output, under EXP_OUT (default out/experiments):
-#   NAME/curves.csv, summary.csv, loss.png, loss.svg, table.txt   per variant
+#   NAME/curves.csv, summary.csv, finals.csv, loss.png, loss.svg, table.txt   per variant
 #   fig6/width.csv, fig6/depth.csv   series,x,mean,sem: loss at step 100 (sem = std/sqrt(R))
 #   fig6/width.png, fig6/depth.png   the sweeps, with standard-error bars (`l2l plot`)
 #   results.csv    every variant's summary.csv rows, prefixed by an experiment column
