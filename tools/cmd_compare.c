@@ -145,9 +145,7 @@ static l2l_status write_compare(const char *dir, const curve *c, int nc, int run
     snprintf(path, sizeof path, "%s/finals.csv", dir);
     if ((st = l2l_atomic_open(&af, path, err))) return st;
     fprintf(af.f, "optimizer,run,final\n");
-    for (int i = 0; i < nc; i++)
-        for (int r = 0; r < runs; r++)
-            fprintf(af.f, "%s,%d,%.9g\n", c[i].name, r, c[i].loss[(size_t)r * (steps + 1) + steps]);
+    for (int i = 0; i < nc; i++) stats_write_finals(af.f, c[i].name, c[i].loss, runs, steps);
     if ((st = l2l_atomic_commit(&af, err))) return st;
     return write_figure(dir, c, nc, runs, steps, title, err);
 }

@@ -16,6 +16,8 @@ void stats_paired(const double *a, const double *b, int runs, int steps, int t, 
                   double *sem);
 /* One CSV row "NAME,step,mean,std" per step (without "NAME," when name is NULL). */
 void stats_write_curve(FILE *f, const char *name, const double *loss, int runs, int steps);
+/* One CSV row "NAME,run,final" per run: its loss at the last step. */
+void stats_write_finals(FILE *f, const char *name, const double *loss, int runs, int steps);
 
 /* How many runs diverged: a loss that is not finite (l2l_evaluate's +Inf) or above
  * L2L_DIVERGENCE_FACTOR times the run's starting loss. Their mean would be no result. */
