@@ -32,22 +32,6 @@ static inline void write_st(const char *path, const char *header, const void *da
     free(bytes);
 }
 
-/* The whole file, malloc'ed; *n receives its size. */
-static inline unsigned char *read_all(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) fail_msg("cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc((size_t)size + 1);
-    assert_non_null(b);
-    if (fread(b, 1, (size_t)size, f) != (size_t)size) fail_msg("short read of %s", path);
-    fclose(f);
-    *n = (size_t)size;
-    return b;
-}
-
 /* A net of the given architecture with the authors' initialisation from seed. */
 static inline void make_net(l2l_lstm *net, int layers, int hidden, l2l_preproc preproc,
                             float p, float scale, uint64_t seed)

@@ -150,7 +150,7 @@ static void test_save_is_deterministic(void **state)
     save_ok(a, &net, extra, 1);
     save_ok(b, &net, extra, 1);
     size_t na, nb;
-    unsigned char *ba = read_all(a, &na), *bb = read_all(b, &nb);
+    unsigned char *ba = tu_read_file(a, &na), *bb = tu_read_file(b, &nb);
     assert_int_equal(na, nb);
     assert_memory_equal(ba, bb, na);
     /* Length prefix: little-endian, a multiple of 8, and the header ends in JSON. */

@@ -15,17 +15,6 @@ static void expect(const char *args, int code, const char *phrase)
     if (phrase && !strstr(ct_out, phrase)) fail_msg("l2l %s: output lacks \"%s\":\n%s", args, phrase, ct_out);
 }
 
-/* The whole text file path, into buf (n bytes, which it must fit in). */
-static void read_text(const char *path, char *buf, size_t n)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) fail_msg("cannot open %s", path);
-    const size_t len = fread(buf, 1, n, f);
-    fclose(f);
-    if (len == n) fail_msg("%s does not fit in %zu bytes", path, n);
-    buf[len] = 0;
-}
-
 static void test_usage_errors(void **state)
 {
     (void)state;
@@ -143,14 +132,16 @@ static void test_pool(void **state)
     expect("compare --task mnist --data @ --hidden 2 --steps 5 --runs 2 --tune-runs 1 --baselines none "
            "--optimizer @/p.safetensors --also @/p.safetensors,@/r.safetensors --out @/cmp4", 0, "minus lstm");
     assert_null(strstr(ct_out, "\nnag "));
-    char with[4096], without[4096], file[512];
-    read_text(ct_path(file, sizeof file, "cmp2/finals.csv"), with, sizeof with);
-    read_text(ct_path(file, sizeof file, "cmp4/finals.csv"), without, sizeof without);
+    char file[512];
+    size_t n;
+    char *with = tu_read_file(ct_path(file, sizeof file, "cmp2/finals.csv"), &n);
+    char *without = tu_read_file(ct_path(file, sizeof file, "cmp4/finals.csv"), &n);
     char *nag = strstr(with, "\nnag,0,");
     assert_non_null(nag);
     assert_non_null(strstr(nag, "\nnag,1,"));
     nag[1] = 0; /* the learned optimizers' rows */
     assert_string_equal(with, without);
+    free(with), free(without);
     expect("compare --task mnist --data @ --hidden 2 --steps 5 --runs 2 --tune-runs 1 --baselines nag "
            "--optimizer @/p.safetensors --also @/missing.safetensors --out @/cmp3", 1, "cannot open");
     expect("compare --optimizer @/p.safetensors --also a,,b --out @/cmp3", 2, "--also expects checkpoint paths");

@@ -98,17 +98,8 @@ static char *read_text(const char *path)
 {
     require_file(path, "the public header",
                  "run this program from the folder make compiled it in (the repository root)");
-    FILE *f = fopen(path, "rb");
-    if (!f) fail_msg("cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *text = malloc((size_t)size + 1);
-    assert_non_null(text);
-    if (fread(text, 1, (size_t)size, f) != (size_t)size) fail_msg("short read of %s", path);
-    fclose(f);
-    text[size] = '\0';
-    return text;
+    size_t n;
+    return tu_read_file(path, &n);
 }
 
 /* Blanks out comments and preprocessor lines (the #define of L2L_API itself), keeping

@@ -48,21 +48,6 @@ static long file_size(const char *path)
     return (long)st.st_size;
 }
 
-static char *read_all(const char *path, long *n)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) fail_msg("cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    *n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)*n + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)*n, f), (size_t)*n);
-    buf[*n] = '\0';
-    fclose(f);
-    return buf;
-}
-
 static void test_png(void **state)
 {
     (void)state;
@@ -74,9 +59,9 @@ static void test_png(void **state)
     l2l_status st = l2l_plot_lines(path, "Quadratic functions", "step", "loss", 1, c.s, N_SERIES,
                                    &err);
     if (st != L2L_STATUS_OK) fail_msg("expected L2L_STATUS_OK, found %s: %s", l2l_status_name(st), err.msg);
-    long n = 0;
-    char *buf = read_all(path, &n);
-    if (n <= 5000) fail_msg("%s: expected a PNG of more than 5 kB, found %ld bytes", path, n);
+    size_t n = 0;
+    char *buf = tu_read_file(path, &n);
+    if (n <= 5000) fail_msg("%s: expected a PNG of more than 5 kB, found %zu bytes", path, n);
     static const unsigned char sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
     if (memcmp(buf, sig, 8) != 0) fail_msg("%s: does not start with the PNG signature", path);
     free(buf);
@@ -102,8 +87,8 @@ static void test_svg(void **state)
     l2l_status st = l2l_plot_lines(path, "Quadratic functions", "step", "loss", 1, c.s, N_SERIES,
                                    &err);
     if (st != L2L_STATUS_OK) fail_msg("expected L2L_STATUS_OK, found %s: %s", l2l_status_name(st), err.msg);
-    long n = 0;
-    char *buf = read_all(path, &n);
+    size_t n = 0;
+    char *buf = tu_read_file(path, &n);
     if (!strstr(buf, "<svg")) fail_msg("%s: expected \"<svg\" in the file, not found", path);
     free(buf);
 }

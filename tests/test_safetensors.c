@@ -86,7 +86,7 @@ static void test_short_and_truncated_files(void **state)
     const char *good = tmp("to_cut.safetensors");
     save_ok(good, &net, NULL, 0);
     size_t n;
-    unsigned char *bytes = read_all(good, &n);
+    unsigned char *bytes = tu_read_file(good, &n);
     path = tmp("cut.safetensors");
     tu_write_file(path, bytes, n - 6);
     expect_load_error(path, L2L_STATUS_FORMAT, "out of range");

@@ -48,6 +48,24 @@ static inline void tu_write_file(const char *path, const void *data, size_t n)
     fclose(f);
 }
 
+/* The whole file, malloc'ed and followed by a NUL (so text can be searched); *n receives
+ * its size. */
+static inline void *tu_read_file(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) fail_msg("cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    const long size = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)size + 1);
+    assert_non_null(b);
+    if (fread(b, 1, (size_t)size, f) != (size_t)size) fail_msg("short read of %s", path);
+    fclose(f);
+    b[size] = 0;
+    *n = (size_t)size;
+    return b;
+}
+
 /* The directory of the MNIST files that scripts/fetch_mnist.sh made (L2L_MNIST_DIR, by
  * default data/mnist); skips the calling test when they are not there (`make data`). */
 static inline const char *tu_fetched_mnist(void)
