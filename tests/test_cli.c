@@ -142,6 +142,28 @@ static void test_pool(void **state)
     nag[1] = 0; /* the learned optimizers' rows */
     assert_string_equal(with, without);
     free(with), free(without);
+    /* l2l pair: the optimizers of two comparisons on their common test problems, paired as
+     * one comparison pairs them (from values printed to 9 digits) */
+    expect("pair cmp4/finals.csv cmp2/finals.csv --against cmp2/lstm --out pair.csv", 0, "cmp4/lstm");
+    char *paired = tu_read_file(ct_path(file, sizeof file, "pair.csv"), &n);
+    char *summary = tu_read_file(ct_path(file, sizeof file, "cmp2/summary.csv"), &n);
+    assert_non_null(strstr(paired, "\ncmp4/lstm,"));
+    assert_non_null(strstr(paired, "\ncmp4/r,"));
+    double pm, ps, cm, cs; /* cmp4/lstm: the same optimizer on the same runs as the reference */
+    assert_int_equal(sscanf(strstr(paired, "\ncmp4/lstm,"), "\ncmp4/lstm,%*[^,],%*[^,],%*[^,],2,%lf,%lf", &pm, &ps),
+                     2);
+    assert_true(pm == 0 && ps == 0);
+    assert_int_equal(sscanf(strstr(paired, "\nnag,"), "\nnag,%*[^,],%*[^,],%*[^,],2,%lf,%lf", &pm, &ps), 2);
+    assert_int_equal(sscanf(strstr(summary, "\nnag,"), "\nnag,%*[^,],%*[^,],%*[^,],%*[^,],2,%lf,%lf", &cm, &cs),
+                     2);
+    assert_true(cs > 0);
+    assert_true(fabs(pm - cm) <= 1e-6 * fabs(cm) && fabs(ps - cs) <= 1e-6 * cs);
+    free(paired), free(summary);
+    expect("compare --task mnist --data @ --hidden 2 --steps 5 --runs 2 --tune-runs 1 --baselines none --seed 2 "
+           "--optimizer @/p.safetensors --out @/cmp5", 0, "minus lstm");
+    expect("pair cmp4/finals.csv cmp5/finals.csv", 1, "were not run on the same test problems: run 0 starts at");
+    expect("pair cmp2/curves.csv", 1, "is not a finals.csv of l2l compare");
+    expect("pair cmp4/finals.csv --against nag", 1, "--against nag: no such optimizer; the files hold lstm, p, r");
     expect("compare --task mnist --data @ --hidden 2 --steps 5 --runs 2 --tune-runs 1 --baselines nag "
            "--optimizer @/p.safetensors --also @/missing.safetensors --out @/cmp3", 1, "cannot open");
     expect("compare --optimizer @/p.safetensors --also a,,b --out @/cmp3", 2, "--also expects checkpoint paths");

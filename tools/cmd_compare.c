@@ -115,8 +115,9 @@ static l2l_status write_figure(const char *dir, const curve *c, int nc, int runs
 
 /* DIR/curves.csv, DIR/summary.csv, DIR/finals.csv and the figure DIR/loss.{png,svg};
  * c[0] is the learned optimizer that the paired differences are taken against.
- * finals.csv holds every test problem's final loss, so that two comparisons with the
- * same task flags, seed and runs (the same test problems) can be paired afterwards. */
+ * finals.csv holds every test problem's starting and final loss, so that two comparisons
+ * with the same task flags, seed and runs (the same test problems, which the starting
+ * losses check) can be paired afterwards (l2l pair). */
 static l2l_status write_compare(const char *dir, const curve *c, int nc, int runs, int steps,
                                 const char *title, l2l_error *err)
 {
@@ -144,7 +145,7 @@ static l2l_status write_compare(const char *dir, const curve *c, int nc, int run
 
     snprintf(path, sizeof path, "%s/finals.csv", dir);
     if ((st = l2l_atomic_open(&af, path, err))) return st;
-    fprintf(af.f, "optimizer,run,final\n");
+    fprintf(af.f, "optimizer,run,initial,final\n");
     for (int i = 0; i < nc; i++) stats_write_finals(af.f, c[i].name, c[i].loss, runs, steps);
     if ((st = l2l_atomic_commit(&af, err))) return st;
     return write_figure(dir, c, nc, runs, steps, title, err);
@@ -175,9 +176,10 @@ static const opt_command compare_cmd = {
     "Tunes the baselines (by default the paper's: SGD, NAG, RMSprop and Adam) on validation\n"
     "problems, evaluates them and the learned optimizers on the same R fresh test problems,\n"
     "and writes DIR/curves.csv (optimizer,step,mean,std), DIR/summary.csv\n"
-    "(optimizer,lr,final_mean,final_std,...), DIR/finals.csv (optimizer,run,final: every\n"
-    "test problem's last loss; the same flags and seed give the same test problems) and\n"
-    "DIR/loss.png (and .svg); prints the summary as a table.\n",
+    "(optimizer,lr,final_mean,final_std,...), DIR/finals.csv (optimizer,run,initial,final:\n"
+    "every test problem's first and last loss; the same flags and seed give the same test\n"
+    "problems, which 'l2l pair' pairs across comparisons) and DIR/loss.png (and .svg);\n"
+    "prints the summary as a table.\n",
     "With --task mnist the baselines are tuned on networks of the training split's digits\n"
     "and every optimizer is tested on networks of the test split's.\n", 0};
 

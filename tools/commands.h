@@ -11,5 +11,6 @@ tool_result cmd_tune(int argc, char **argv);
 tool_result cmd_compare(int argc, char **argv);
 tool_result cmd_info(int argc, char **argv);
 tool_result cmd_plot(int argc, char **argv);
+tool_result cmd_pair(int argc, char **argv);
 
 #endif

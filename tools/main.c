@@ -24,6 +24,7 @@ static const struct {
     {"eval", cmd_eval, "run an optimizer on fresh test problems; write its mean loss curve (CSV)"},
     {"tune", cmd_tune, "find a baseline's best learning rate on validation problems"},
     {"compare", cmd_compare, "tuned SGD/NAG/RMSprop/Adam vs a learned optimizer: CSVs, table, figure"},
+    {"pair", cmd_pair, "pair the optimizers of several comparisons on their common test problems"},
     {"info", cmd_info, "describe a checkpoint"},
     {"plot", cmd_plot, "draw the curves of a CSV (curves.csv, a sweep) as a PNG or SVG figure"},
 };

@@ -44,7 +44,7 @@ void stats_write_curve(FILE *f, const char *name, const double *loss, int runs, 
 
 void stats_write_finals(FILE *f, const char *name, const double *loss, int runs, int steps)
 {
-    for (int r = 0; r < runs; r++) fprintf(f, "%s,%d,%.9g\n", name, r, at(loss, steps, r, steps));
+    for (int r = 0; r < runs; r++) fprintf(f, "%s,%d,%.9g,%.9g\n", name, r, at(loss, steps, r, 0), at(loss, steps, r, steps));
 }
 
 int stats_diverged(const double *loss, int runs, int steps)

@@ -16,7 +16,7 @@ void stats_paired(const double *a, const double *b, int runs, int steps, int t, 
                   double *sem);
 /* One CSV row "NAME,step,mean,std" per step (without "NAME," when name is NULL). */
 void stats_write_curve(FILE *f, const char *name, const double *loss, int runs, int steps);
-/* One CSV row "NAME,run,final" per run: its loss at the last step. */
+/* One CSV row "NAME,run,initial,final" per run: its loss at steps 0 and the last. */
 void stats_write_finals(FILE *f, const char *name, const double *loss, int runs, int steps);
 
 /* How many runs diverged: a loss that is not finite (l2l_evaluate's +Inf) or above

@@ -1,5 +1,6 @@
-/* The CSV reader of `l2l plot` (tools/cmd_plot.c), in the figures library so that the
- * tests and the fuzz harness (tests/fuzz/fuzz_csv.c) link it without the tool.
+/* The CSV reader of `l2l plot` and `l2l pair` (tools/cmd_plot.c, cmd_pair.c), in the
+ * figures library so that the tests and the fuzz harness (tests/fuzz/fuzz_csv.c) link it
+ * without the tool.
  *
  * The CSV has a header line naming its columns and one record per line, fields separated
  * by commas, no quoting (the files l2l writes never need it; a quoted field is rejected
@@ -16,7 +17,7 @@
 
 #include "l2l.h"
 
-#define CSV_MAX_SERIES 16
+#define CSV_MAX_SERIES 24 /* compare's files hold up to 22 optimizers */
 
 /* One curve as read: points in file order. */
 typedef struct {
