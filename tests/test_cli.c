@@ -30,6 +30,10 @@ static void test_usage_errors(void **state)
     expect("compare --optimizer x.safetensors --out @/c --baselines nag,lbfgs", 2, "--baselines expects");
     expect("compare --optimizer x.safetensors --out @/c --baselines nag,nag", 2, "--baselines expects");
     expect("compare --optimizer x.safetensors --out @/c --baselines nag,", 2, "--baselines expects");
+    expect("compare --optimizer x.safetensors --out @/c --baselines nag:0", 2, "--baselines expects");
+    expect("compare --optimizer x.safetensors --out @/c --baselines nag:0.1x", 2, "--baselines expects");
+    expect("compare --optimizer x.safetensors --out @/c --baselines nag:1e99", 2, "--baselines expects");
+    expect("compare --optimizer x.safetensors --out @/c --baselines nag:0.1,nag:0.1", 2, "--baselines expects");
     expect("train extra --out @/x.safetensors", 2, "unexpected argument 'extra'");
     expect("eval --optimizer nag --lr 1 --epochs 3", 2, "unknown option '--epochs'"); /* train's */
     expect("tune --optimizer lstm", 2, "--optimizer expects one of sgd, nag, rmsprop, adam, nag-floor");
@@ -164,6 +168,21 @@ static void test_pool(void **state)
     expect("pair cmp4/finals.csv cmp5/finals.csv", 1, "were not run on the same test problems: run 0 starts at");
     expect("pair cmp2/curves.csv", 1, "is not a finals.csv of l2l compare");
     expect("pair cmp4/finals.csv --against nag", 1, "--against nag: no such optimizer; the files hold lstm, p, r");
+    /* NAME:LR is NAME untuned at that learning rate, beside the tuned NAME: the rows l2l eval
+     * gives on the same test problems */
+    expect("compare --task mnist --data @ --hidden 2 --steps 5 --runs 2 --tune-runs 1 --baselines nag,nag:0.5 "
+           "--optimizer @/p.safetensors --out @/cmp6", 0, "nag:0.5");
+    assert_null(strstr(ct_out, "tuned nag:0.5"));
+    summary = tu_read_file(ct_path(file, sizeof file, "cmp6/summary.csv"), &n);
+    expect("eval --task mnist --data @ --hidden 2 --steps 5 --runs 2 --optimizer nag --lr 0.5 --csv e.csv", 0, NULL);
+    char *curve = tu_read_file(ct_path(file, sizeof file, "e.csv"), &n);
+    char fixed[64];
+    assert_int_equal(sscanf(strstr(summary, "\nnag:0.5,0.5,"), "\nnag:0.5,0.5,%63[^,]", fixed), 1);
+    char *last = strstr(curve, "\n5,");
+    assert_non_null(last);
+    assert_int_equal(strncmp(last + 3, fixed, strlen(fixed)), 0);
+    assert_int_equal(last[3 + strlen(fixed)], ',');
+    free(summary), free(curve);
     expect("compare --task mnist --data @ --hidden 2 --steps 5 --runs 2 --tune-runs 1 --baselines nag "
            "--optimizer @/p.safetensors --also @/missing.safetensors --out @/cmp3", 1, "cannot open");
     expect("compare --optimizer @/p.safetensors --also a,,b --out @/cmp3", 2, "--also expects checkpoint paths");

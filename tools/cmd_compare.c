@@ -24,7 +24,7 @@ typedef struct {
 } curve;
 
 /* --also A.safetensors,B.safetensors: more learned optimizers. */
-enum { MAX_ALSO = 16, MAX_CURVES = 1 + MAX_ALSO + L2L_OPT_KIND_LSTM };
+enum { MAX_ALSO = 16, MAX_CURVES = 1 + MAX_ALSO + 2 * L2L_OPT_KIND_LSTM };
 
 typedef struct {
     int n;
@@ -55,10 +55,14 @@ static void checkpoint_name(const char *path, char *name, size_t n)
     snprintf(name, n, "%.*s", (int)len, base);
 }
 
-/* --baselines nag,adam: distinct hand-written optimizers, in the order given. */
+/* --baselines nag,adam:0.01: hand-written optimizers in the order given, each tuned, or
+ * at the learning rate after its colon; no two alike. */
+enum { MAX_BASELINES = 2 * L2L_OPT_KIND_LSTM };
+
 typedef struct {
     int n;
-    l2l_opt_kind kind[L2L_OPT_KIND_LSTM];
+    l2l_opt_kind kind[MAX_BASELINES];
+    float lr[MAX_BASELINES]; /* 0: tuned */
 } baselines;
 
 static int parse_baselines(const char *s, void *dest)
@@ -69,17 +73,26 @@ static int parse_baselines(const char *s, void *dest)
     for (const char *p = s;;) {
         const char *end = strchr(p, ',');
         size_t len = end ? (size_t)(end - p) : strlen(p);
-        char name[16];
+        char name[48];
         int kind = -1;
+        double lr = 0;
         if (len < sizeof name) {
             memcpy(name, p, len);
             name[len] = 0;
+            char *colon = strchr(name, ':'), *rest = NULL;
+            if (colon) {
+                *colon = 0;
+                lr = strtod(colon + 1, &rest);
+            }
             kind = l2l_opt_kind_parse(name);
+            if (colon && (rest == colon + 1 || *rest || !((float)lr > 0) || !isfinite((float)lr)))
+                kind = -1; /* the learning rate must be a positive float */
         }
         for (int i = 0; i < b->n && kind >= 0; i++)
-            if (b->kind[i] == (l2l_opt_kind)kind) kind = -1;
-        if (kind < 0 || b->n == L2L_OPT_KIND_LSTM) return -1;
-        b->kind[b->n++] = (l2l_opt_kind)kind;
+            if (b->kind[i] == (l2l_opt_kind)kind && b->lr[i] == (float)lr) kind = -1;
+        if (kind < 0 || b->n == MAX_BASELINES) return -1;
+        b->kind[b->n] = (l2l_opt_kind)kind;
+        b->lr[b->n++] = (float)lr;
         if (!end) return 0;
         p = end + 1;
     }
@@ -183,11 +196,12 @@ static const opt_command compare_cmd = {
     "With --task mnist the baselines are tuned on networks of the training split's digits\n"
     "and every optimizer is tested on networks of the test split's.\n", 0};
 
-/* Tunes c->spec.kind (unless learned) on vtask, then evaluates it on ttask. */
+/* Tunes c->spec.kind (unless learned, or its lr is given) on vtask, then evaluates it on
+ * ttask. */
 static l2l_status run_one(curve *c, l2l_task *vtask, l2l_task *ttask, const l2l_eval_config *vc,
                           const l2l_eval_config *ec, l2l_error *err)
 {
-    if (c->spec.kind != L2L_OPT_KIND_LSTM) {
+    if (c->spec.kind != L2L_OPT_KIND_LSTM && c->spec.lr == 0) {
         double best;
         l2l_status st = l2l_tune(vtask, c->spec.kind, vc, &c->spec.lr, &best, err);
         if (st) return st;
@@ -202,7 +216,7 @@ tool_result cmd_compare(int argc, char **argv)
 {
     family f;
     family_init(&f);
-    baselines base = {4, {L2L_OPT_KIND_SGD, L2L_OPT_KIND_NAG, L2L_OPT_KIND_RMSPROP, L2L_OPT_KIND_ADAM}};
+    baselines base = {4, {L2L_OPT_KIND_SGD, L2L_OPT_KIND_NAG, L2L_OPT_KIND_RMSPROP, L2L_OPT_KIND_ADAM}, {0}};
     const char *optimizer = NULL, *out = NULL;
     static also_list also; /* 16 KiB: not on the stack */
     also.n = 0;
@@ -216,11 +230,12 @@ tool_result cmd_compare(int argc, char **argv)
                  "each named by its file name and paired against --optimizer's"},
         {"out", OPT_PATH, &out, .arg = "DIR", .expect = "a directory", .help = "where the results go (required)"},
         {"baselines", OPT_CUSTOM, &base, .parse = parse_baselines, .arg = "LIST",
-         .expect = "distinct names from sgd, nag, rmsprop, adam, nag-floor separated by commas, e.g. nag,adam, "
-                   "or none",
+         .expect = "distinct names from sgd, nag, rmsprop, adam, nag-floor, each maybe with :LR, separated by "
+                   "commas, e.g. nag,nag:0.1,adam, or none",
          .help = "hand-written optimizers to tune and compare, from sgd, nag,\n"
                  "rmsprop, adam and nag-floor (default sgd,nag,rmsprop,adam;\n"
-                 "none: only the learned optimizers)"},
+                 "none: only the learned optimizers); NAME:LR is NAME at that\n"
+                 "learning rate, untuned"},
         {"runs", OPT_INT, &runs, 1, 1e6, .arg = "R", .help = "test problems (100)"},
         {"tune-runs", OPT_INT, &tune_runs, 1, 1e5, .arg = "V", .help = "validation problems per learning rate (20)"},
         {NULL},
@@ -259,8 +274,10 @@ tool_result cmd_compare(int argc, char **argv)
     const l2l_eval_config ec = {runs, f.steps, f.seed, L2L_STREAM_TEST};
     const int nc = nl + base.n;
     for (int k = nl; k < nc; k++) {
-        c[k].spec = (l2l_opt_spec){base.kind[k - nl], 0, NULL};
-        snprintf(c[k].name, sizeof c[k].name, "%s", l2l_opt_kind_name(base.kind[k - nl]));
+        const float lr = base.lr[k - nl];
+        c[k].spec = (l2l_opt_spec){base.kind[k - nl], lr, NULL};
+        if (lr > 0) snprintf(c[k].name, sizeof c[k].name, "%s:%g", l2l_opt_kind_name(base.kind[k - nl]), lr);
+        else snprintf(c[k].name, sizeof c[k].name, "%s", l2l_opt_kind_name(base.kind[k - nl]));
     }
     problem_set valid = {0}, test = {0}; /* validation problems for tuning, test problems */
     st = family_problems(&f, "train", 0, &valid, &err);
