@@ -147,12 +147,10 @@ static l2l_status write_compare(const char *dir, const curve *c, int nc, int run
     if ((st = l2l_atomic_open(&af, path, err))) return st;
     fprintf(af.f, "optimizer,lr,final_mean,final_std,final_sem,runs,minus_lstm_mean,minus_lstm_sem\n");
     for (int i = 0; i < nc; i++) {
-        double m, s, dm, ds;
-        stats_at(c[i].loss, runs, steps, steps, &m, &s);
-        stats_paired(c[i].loss, c[0].loss, runs, steps, steps, &dm, &ds);
+        const stats_final f = stats_final_of(c[i].loss, c[0].loss, runs, steps);
         if (c[i].spec.kind == L2L_OPT_KIND_LSTM) fprintf(af.f, "%s,,", c[i].name);
         else fprintf(af.f, "%s,%g,", c[i].name, c[i].spec.lr);
-        fprintf(af.f, "%.9g,%.9g,%.9g,%d,%.9g,%.9g\n", m, s, s / sqrt(runs), runs, dm, ds);
+        fprintf(af.f, "%.9g,%.9g,%.9g,%d,%.9g,%.9g\n", f.mean, f.std, f.sem, runs, f.diff, f.diff_sem);
     }
     if ((st = l2l_atomic_commit(&af, err))) return st;
 
@@ -172,13 +170,11 @@ static void print_table(const curve *c, int nc, int runs, int steps, const char 
     printf("%-*s %-9s %12s %12s %12s   minus %s (paired)\n", w, "optimizer", "lr", "final mean", "std",
            "std err", c[0].name);
     for (int i = 0; i < nc; i++) {
-        double m, s, dm, ds;
-        stats_at(c[i].loss, runs, steps, steps, &m, &s);
-        stats_paired(c[i].loss, c[0].loss, runs, steps, steps, &dm, &ds);
+        const stats_final f = stats_final_of(c[i].loss, c[0].loss, runs, steps);
         char lr[32] = "-", diff[64] = "";
         if (c[i].spec.kind != L2L_OPT_KIND_LSTM) snprintf(lr, sizeof lr, "%g", c[i].spec.lr);
-        if (i > 0) snprintf(diff, sizeof diff, "%+.4g +- %.2g", dm, ds);
-        printf("%-*s %-9s %12.5g %12.5g %12.5g   %s\n", w, c[i].name, lr, m, s, s / sqrt(runs), diff);
+        if (i > 0) snprintf(diff, sizeof diff, "%+.4g +- %.2g", f.diff, f.diff_sem);
+        printf("%-*s %-9s %12.5g %12.5g %12.5g   %s\n", w, c[i].name, lr, f.mean, f.std, f.sem, diff);
     }
     printf("(loss at step %d, mean over %d test problems; %s; %.1f s)\n", steps, runs, task_name, secs);
 }

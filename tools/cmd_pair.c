@@ -4,7 +4,6 @@
  * optimizers can be paired afterwards without evaluating any of them again. The starting
  * losses (the same bytes for every optimizer on one problem) check that the problems are
  * the same; the paired differences are compare's. */
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +15,8 @@
 
 enum { MAX_FILES = 8, MAX_ROWS = MAX_FILES * CSV_MAX_SERIES };
 
-/* One optimizer of one file: its name as printed and its final losses (runs). */
+/* One optimizer of one file: its name as printed and its final losses (runs, a curve of
+ * 0 steps for stats.h). */
 typedef struct {
     char name[160];
     const double *final;
@@ -86,12 +86,10 @@ static void print_table(const row *rows, int n, int ref, int runs)
     printf("%-*s %12s %12s %12s   minus %s (paired)\n", w, "optimizer", "final mean", "std", "std err",
            rows[ref].name);
     for (int i = 0; i < n; i++) {
-        double m, s, dm, ds;
-        stats_at(rows[i].final, runs, 0, 0, &m, &s);
-        stats_paired(rows[i].final, rows[ref].final, runs, 0, 0, &dm, &ds);
+        const stats_final f = stats_final_of(rows[i].final, rows[ref].final, runs, 0);
         char diff[64] = "";
-        if (i != ref) snprintf(diff, sizeof diff, "%+.4g +- %.2g", dm, ds);
-        printf("%-*s %12.5g %12.5g %12.5g   %s\n", w, rows[i].name, m, s, s / sqrt(runs), diff);
+        if (i != ref) snprintf(diff, sizeof diff, "%+.4g +- %.2g", f.diff, f.diff_sem);
+        printf("%-*s %12.5g %12.5g %12.5g   %s\n", w, rows[i].name, f.mean, f.std, f.sem, diff);
     }
     printf("(final loss, mean over %d test problems)\n", runs);
 }
@@ -103,10 +101,9 @@ static l2l_status write_summary(const char *path, const row *rows, int n, int re
     if (st) return st;
     fprintf(af.f, "optimizer,final_mean,final_std,final_sem,runs,minus_ref_mean,minus_ref_sem\n");
     for (int i = 0; i < n; i++) {
-        double m, s, dm, ds;
-        stats_at(rows[i].final, runs, 0, 0, &m, &s);
-        stats_paired(rows[i].final, rows[ref].final, runs, 0, 0, &dm, &ds);
-        fprintf(af.f, "%s,%.9g,%.9g,%.9g,%d,%.9g,%.9g\n", rows[i].name, m, s, s / sqrt(runs), runs, dm, ds);
+        const stats_final f = stats_final_of(rows[i].final, rows[ref].final, runs, 0);
+        fprintf(af.f, "%s,%.9g,%.9g,%.9g,%d,%.9g,%.9g\n", rows[i].name, f.mean, f.std, f.sem, runs, f.diff,
+                f.diff_sem);
     }
     return l2l_atomic_commit(&af, err);
 }
@@ -166,9 +163,11 @@ tool_result cmd_pair(int argc, char **argv)
         for (int i = 0; i < finals[k].n_curves; i++) {
             const char *name = finals[k].curve[i].name;
             int elsewhere = 0;
-            for (int j = 0; j < nf; j++)
-                for (int q = 0; q < finals[j].n_curves && j != k; q++)
+            for (int j = 0; j < nf; j++) {
+                if (j == k) continue;
+                for (int q = 0; q < finals[j].n_curves; q++)
                     elsewhere |= strcmp(finals[j].curve[q].name, name) == 0;
+            }
             char dir[128] = "";
             if (elsewhere) dir_of(args[k], dir, sizeof dir);
             snprintf(rows[n].name, sizeof rows[n].name, "%s%s%s", dir, elsewhere ? "/" : "", name);

@@ -32,6 +32,15 @@ void stats_paired(const double *a, const double *b, int runs, int steps, int t, 
     if (!isfinite(*mean)) *sem = NAN;
 }
 
+stats_final stats_final_of(const double *loss, const double *ref, int runs, int steps)
+{
+    stats_final f;
+    stats_at(loss, runs, steps, steps, &f.mean, &f.std);
+    stats_paired(loss, ref, runs, steps, steps, &f.diff, &f.diff_sem);
+    f.sem = f.std / sqrt(runs);
+    return f;
+}
+
 void stats_write_curve(FILE *f, const char *name, const double *loss, int runs, int steps)
 {
     for (int t = 0; t <= steps; t++) {
@@ -44,7 +53,8 @@ void stats_write_curve(FILE *f, const char *name, const double *loss, int runs, 
 
 void stats_write_finals(FILE *f, const char *name, const double *loss, int runs, int steps)
 {
-    for (int r = 0; r < runs; r++) fprintf(f, "%s,%d,%.9g,%.9g\n", name, r, at(loss, steps, r, 0), at(loss, steps, r, steps));
+    for (int r = 0; r < runs; r++)
+        fprintf(f, "%s,%d,%.9g,%.9g\n", name, r, at(loss, steps, r, 0), at(loss, steps, r, steps));
 }
 
 int stats_diverged(const double *loss, int runs, int steps)

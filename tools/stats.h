@@ -14,6 +14,13 @@ void stats_at(const double *loss, int runs, int steps, int t, double *mean, doub
  * error (the problems' own spread cancels). */
 void stats_paired(const double *a, const double *b, int runs, int steps, int t, double *mean,
                   double *sem);
+/* A curve's loss at the last step, and its paired difference to a reference curve's
+ * (loss - ref) over the same problems: what compare's and pair's tables report. */
+typedef struct {
+    double mean, std, sem;  /* over the runs; sem = std / sqrt(runs) */
+    double diff, diff_sem;  /* the paired difference and its standard error */
+} stats_final;
+stats_final stats_final_of(const double *loss, const double *ref, int runs, int steps);
 /* One CSV row "NAME,step,mean,std" per step (without "NAME," when name is NULL). */
 void stats_write_curve(FILE *f, const char *name, const double *loss, int runs, int steps);
 /* One CSV row "NAME,run,initial,final" per run: its loss at steps 0 and the last. */

@@ -17,7 +17,7 @@
 
 #include "l2l.h"
 
-#define CSV_MAX_SERIES 24 /* compare's files hold up to 22 optimizers */
+#define CSV_MAX_SERIES 32 /* compare's files hold up to 27 optimizers (cmd_compare.c's MAX_CURVES) */
 
 /* One curve as read: points in file order. */
 typedef struct {
