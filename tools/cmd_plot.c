@@ -13,11 +13,15 @@ static int has_suffix(const char *s, const char *suffix)
     return n > k && strcmp(s + n - k, suffix) == 0;
 }
 
+#define STRING_OF(x) #x
+#define NUMBER_TEXT(x) STRING_OF(x) /* a macro's value as a string literal */
+
 static const opt_command plot_cmd = {
     "plot",
     "usage: l2l plot CSV --out FIG.png|FIG.svg [options]\n"
     "Draws the rows of a CSV file (header line, comma-separated, no quoted fields) as\n"
-    "lines, one per value of the series column (at most 16), in order of appearance.\n",
+    "lines, one per value of the series column (at most " NUMBER_TEXT(CSV_MAX_SERIES)
+    "), in order of appearance.\n",
     "Values may be 'inf' or 'nan' (a diverged run); such points, and y <= 0 on a log\n"
     "axis, are left out of the line. Examples:\n"
     "  l2l plot out/mnist/curves.csv --out loss.png\n"
