@@ -15,27 +15,28 @@
 # (--classes relabels the classes kept 0..k-1, so LSTM-sub has seen k-way problems with
 # other digits.) Every optimizer has one LSTM for the convolution kernels and one for the
 # other parameters, as in the paper (the conv task's parameter groups). Three
-# meta-trainings with the same flags (CONV_RECIPE below) and one `l2l compare --task conv`
-# per panel: SGD, NAG, RMSprop and Adam each get the learning rate that is best for that
-# panel on V validation networks (training split), then every optimizer trains the same R
-# fresh networks on the test split. So does nag-floor, not one of the paper's baselines:
-# the MNIST optimizer's teacher (scripts/experiments.sh), and the conv optimizers' warm
-# start (CONV_RECIPE below).
+# meta-trainings, each the same two commands (CONV_WARM, then CONV_RECIPE, below), and one
+# `l2l compare --task conv` per panel: SGD, NAG, RMSprop and Adam each get the learning
+# rate that is best for that panel on V validation networks (training split), then every
+# optimizer trains the same R fresh networks on the test split. So does nag-floor, not one
+# of the paper's baselines: the MNIST optimizer's teacher (scripts/experiments.sh), and
+# the conv optimizers' warm start's (CONV_WARM below).
 #
 # Output, under EXP_OUT (default out/experiments), in conv/:
 #   optimizers/lstm-{all,sub5,sub2}.safetensors   the learned optimizers, each with its
-#                  .command (the command that trained it), .txt (`l2l info`), -log.csv
-#                  (one line per epoch) and .warm.safetensors (the warm start's optimizer)
+#                  .command (the two commands that trained it), .txt (`l2l info`),
+#                  -log.csv (one line per epoch of the second stage) and .warm.safetensors
+#                  (the warm start, with its own -log.csv)
 #   all/, held5/, held2/   curves.csv, summary.csv, finals.csv, loss.png, loss.svg, table.txt
 #   results.csv    every panel's summary.csv rows, prefixed by an experiment column
 #   times.csv      step,seconds   wall-clock time of each meta-training and panel
 #
 # Environment:
 #   EXP_CONV_OPTIMIZERS  a directory holding lstm-all, lstm-all.warm, lstm-sub5 and
-#                  lstm-sub2.safetensors
-#                  (a previous run's EXP_OUT/conv/optimizers) to use instead of
-#                  meta-training; by default all three are meta-trained afresh
-#   EXP_CONV_RECIPE  the flags of every meta-training (default CONV_RECIPE below)
+#                  lstm-sub2.safetensors (a previous run's EXP_OUT/conv/optimizers) to use
+#                  instead of meta-training; by default all three are meta-trained afresh
+#   EXP_CONV_WARM, EXP_CONV_RECIPE  the flags of each meta-training's two stages (default
+#                  CONV_WARM and CONV_RECIPE below)
 #   EXP_RUNS       R, test networks per optimizer and panel (default 100)
 #   EXP_TUNE_RUNS  V, validation networks per learning rate when tuning (default 5)
 #   EXP_QUICK=1    a smoke run: 20 steps per network instead of 100, R = 3, V = 1, and
@@ -44,42 +45,43 @@
 #   EXP_OUT        output directory (default out/experiments)
 # Stops at the first failure (set -eu) with the failing command's message.
 #
-# CONV_RECIPE has the MNIST recipe's shape (docs/METHOD.md, section 4: imitating nag-floor
-# as a warm start, then the meta-objective) with truncated backpropagation, not PES, as
-# its second stage, cut to the conv net's cost (a network has 21,882 coordinates; one conv
-# step on 128 images takes 13 to 26 ms on one core, depending on the machine,
-# docs/PERFORMANCE.md): one network per meta-update instead of 4; a warm start of 50
-# epochs imitating nag-floor at its tuned learning rate for this network (0.1; `l2l tune
-# --task conv`) at meta learning rate 1e-3; then 110 epochs of the paper's truncated
-# backpropagation (unrolls of 20) on the log meta-loss at meta learning rate 1e-4; p = 12;
-# the phi kept is the one with the lowest validation loss at the last step (--select
-# final; 8 networks, every 20 epochs and at each stage's start). A meta-training takes
-# about 12 minutes of wall clock alone on the 2 cores (710 s on an Intel Xeon, 2 threads,
-# the default; the checkpoint is the same byte for byte on 1 thread, where it takes 20
-# minutes sharing the cores with another job). Chosen on 30 networks drawn with --seed 7,
-# not the panels' (docs/RESULTS.md, section 4, with every recipe tried: 140 or 200 epochs
-# keep the all-classes optimizer level with tuned NAG on the panel's networks, as 110
-# do; NAG at lr 0.1, where the tuning lands with another seed, is ahead of all of them). The previous recipe, imitating NAG (lr 0.316) for 30 epochs and then 15 epochs of
-# PES, reached 0.0268 on the all-classes panel.
-# A panel with the default R and V took about 50 minutes of one core at commit 378f646,
-# before the convolutions ran on 2 threads; the whole script, one step after another, took
-# about three and a half hours then (not yet timed since).
+# The recipe (docs/RESULTS.md, section 4, with every recipe tried) has the MNIST recipe's
+# shape (docs/METHOD.md, section 4: imitating nag-floor as a warm start, then the
+# meta-objective as the last and deciding stage) with truncated backpropagation, not PES,
+# as its second stage, cut to the conv net's cost (a network has 21,882 coordinates; one
+# conv step on 128 images takes 13 to 26 ms on one core, depending on the machine,
+# docs/PERFORMANCE.md): one network per meta-update; p = 12; the log meta-loss.
+#   CONV_WARM: 240 epochs imitating nag-floor at its tuned learning rate for this network
+#     (0.1; `l2l tune --task conv`) in unrolls of 20, meta learning rate 1e-3;
+#   CONV_RECIPE: from it (--init), 60 epochs of the paper's truncated backpropagation in
+#     unrolls of 20 at meta learning rate 1e-5.
+# Each stage keeps the phi with the lowest validation loss at the last step among its
+# evaluations (--select final; 8 networks, every 40 and every 10 epochs and at the stage's
+# start). Both stages together took 1,184 s of wall clock alone on the 2 cores of an
+# Intel Xeon (2 threads, the default); each checkpoint is the same byte for byte on 1
+# thread. Chosen on 100 networks drawn with --seed 7, not the panels'.
+# A panel with the default R and V takes about 50 minutes of one core; the whole script,
+# one step after another, about three hours.
 set -eu
 build=${1:-build}
 l2l="$build/l2l"
 out=${EXP_OUT:-out/experiments}/conv
 quick=${EXP_QUICK:-0}
-CONV_RECIPE="--recipe paper --p 12 --warm-start nag-floor:0.1:50 --warm-unroll 5 --warm-lr 1e-3
- --estimator tbptt --unroll 20 --lr 1e-4 --epochs 110 --objective log --select final
- --eval-every 20 --valid 8 --meta-batch 1"
+CONV_WARM="--recipe paper --p 12 --estimator imitate:nag-floor:0.1 --unroll 20 --lr 1e-3
+ --epochs 240 --objective log --select final --eval-every 40 --valid 8 --meta-batch 1"
+CONV_RECIPE="--recipe paper --estimator tbptt --unroll 20 --lr 1e-5 --epochs 60
+ --objective log --select final --eval-every 10 --valid 8 --meta-batch 1"
 if [ "$quick" = 1 ]; then
     runs=${EXP_RUNS:-3}; tune_runs=${EXP_TUNE_RUNS:-1}; steps=20
-    recipe=${EXP_CONV_RECIPE:---recipe paper --p 12 --warm-start nag-floor:0.1:2 --warm-lr 1e-3 --estimator tbptt --unroll 5 --lr 1e-4 --epochs 1 --objective log --select final --eval-every 1 --valid 2}
+    warm=${EXP_CONV_WARM:---recipe paper --p 12 --estimator imitate:nag-floor:0.1 --unroll 5 --lr 1e-3 --epochs 2 --objective log --select final --eval-every 1 --valid 2}
+    recipe=${EXP_CONV_RECIPE:---recipe paper --estimator tbptt --unroll 5 --lr 1e-5 --epochs 1 --objective log --select final --eval-every 1 --valid 2}
 else
     runs=${EXP_RUNS:-100}; tune_runs=${EXP_TUNE_RUNS:-5}; steps=100
+    warm=${EXP_CONV_WARM:-$CONV_WARM}
     recipe=${EXP_CONV_RECIPE:-$CONV_RECIPE}
 fi
-# One line of plain words: the command files and the log show it as it is run.
+# One line of plain words each: the command files and the log show them as they are run.
+warm=$(printf '%s' "$warm" | tr '\n' ' ' | tr -s ' ')
 recipe=$(printf '%s' "$recipe" | tr '\n' ' ' | tr -s ' ')
 
 die() {
@@ -98,20 +100,24 @@ fi
 
 # --------------------------------------------------------------- the optimizers
 # meta_train NAME CLASSES: meta-trains $optdir/NAME.safetensors on the training split's
-# CLASSES (all: every class) by the recipe; keeps its command beside it.
+# CLASSES (all: every class), its warm start first ($optdir/NAME.warm.safetensors); keeps
+# the two commands beside it.
 meta_train() {
     name=$1 classes=$2
-    ckpt="$optdir/$name.safetensors"
-    command="$l2l train --task conv --steps $steps $recipe --out $ckpt"
-    if [ "$classes" != all ]; then command="$command --classes $classes"; fi
-    echo "== meta-training $name: $command =="
+    select=
+    if [ "$classes" != all ]; then select="--classes $classes"; fi
+    first="$l2l train --task conv --steps $steps $warm $select --out $optdir/$name.warm.safetensors"
+    second="$l2l train --task conv --steps $steps --init $optdir/$name.warm.safetensors $recipe $select --out $optdir/$name.safetensors"
     t0=$(date +%s)
-    # $command is a command line of plain words: split on spaces on purpose.
-    # shellcheck disable=SC2086
-    $command
+    for command in "$first" "$second"; do
+        echo "== meta-training $name: $command =="
+        # $command is a command line of plain words: split on spaces on purpose.
+        # shellcheck disable=SC2086
+        $command
+    done
     secs=$(( $(date +%s) - t0 ))
     printf 'meta-training/%s,%d\n' "$name" "$secs" >> "$out/times.csv.tmp"
-    printf '%s\n' "$command" > "$optdir/$name.command"
+    printf '%s\n%s\n' "$first" "$second" > "$optdir/$name.command"
     echo "== meta-training $name: $secs s =="
 }
 
