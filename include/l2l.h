@@ -543,7 +543,8 @@ L2L_API void l2l_train_config_default(l2l_train_config *cfg);
 /* Meta-trains net->phi in place on the task; on return phi is the best validated phi.
  * A loss that becomes non-finite, or an epoch's training loss above
  * L2L_DIVERGENCE_FACTOR times the first epoch's (for the first epoch: times the starting
- * phi's validation score, if validating), stops it with L2L_STATUS_NUMERIC (diverged);
+ * phi's validation loss averaged over every step, if validating, whatever the selection),
+ * stops it with L2L_STATUS_NUMERIC (diverged);
  * phi is then the best validated phi so far.
  * A batch task (l2l_task_batch_create) is the meta-batch: each of its B problems runs as
  * an optimizee of its own, from a random stream of its own drawn from the training

@@ -521,6 +521,48 @@ static void test_divergence_is_reported(void **state)
     l2l_task_free(&task);
 }
 
+/* A task whose loss falls 10-fold every other step, whatever theta: 1 at the start, 1e-10
+ * at step 20; its gradient is zero, so phi never moves and no epoch can diverge. */
+static void falling_sample(void *ctx, l2l_rng *rng, float *theta0)
+{
+    (void)rng;
+    *(int *)ctx = 0;
+    theta0[0] = theta0[1] = 1.0f;
+}
+
+static double falling_loss_grad(void *ctx, const float *theta, float *grad, l2l_rng *rng)
+{
+    (void)theta, (void)rng;
+    grad[0] = grad[1] = 0.0f;
+    return pow(10.0, -0.5 * (*(int *)ctx)++);
+}
+
+/* Epoch 1's training loss (the mean over a run's steps) is checked against the starting
+ * phi's validation loss over every step, not against its selection score: selecting by
+ * the final loss, that is 1e-10 here, and the run's mean of 0.02 would read as a
+ * million-fold blow-up (it did, on two-class conv nets from an imitation warm start). */
+static void test_no_divergence_from_a_final_score(void **state)
+{
+    (void)state;
+    int calls = 0;
+    l2l_task task = {.n = 2, .grad_scale = 1, .ctx = &calls, .sample = falling_sample,
+                     .loss_grad = falling_loss_grad, .name = "falling"};
+    l2l_lstm net;
+    l2l_error err;
+    l2l_lstm_config lc = {.layers = 0, .hidden = 0, .preproc = L2L_PREPROC_NONE, .p = 10, .scale = 1.0f};
+    assert_int_equal(l2l_lstm_create(&net, &lc, &err), L2L_STATUS_OK);
+    for (int final = 0; final < 2; final++) {
+        net.phi[0] = 1.0f;
+        l2l_train_config tc;
+        l2l_train_config_default(&tc);
+        tc.epochs = 2, tc.steps = 20, tc.unroll = 5, tc.eval_every = 1, tc.n_valid = 2;
+        tc.selection = final ? L2L_SELECTION_FINAL : L2L_SELECTION_MEAN;
+        l2l_status st = l2l_meta_train(&net, &task, &tc, NULL, NULL, &err);
+        if (st) fail_msg("selecting by the %s loss: %s", final ? "final" : "mean", err.msg);
+    }
+    l2l_lstm_free(&net);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -532,6 +574,7 @@ int main(void)
         cmocka_unit_test(test_same_seed_same_bytes),
         cmocka_unit_test(test_train_config_errors),
         cmocka_unit_test(test_divergence_is_reported),
+        cmocka_unit_test(test_no_divergence_from_a_final_score),
         cmocka_unit_test(test_imitation),
         cmocka_unit_test(test_evolution_strategies),
     };

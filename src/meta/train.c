@@ -53,11 +53,13 @@ static double now_seconds(void)
     return ts.tv_sec + 1e-9 * ts.tv_nsec;
 }
 
-/* Mean over problems of the mean loss over steps 1..steps (or of the final loss);
- * +Inf if any diverged. The problems are the share's units, each process evaluating
- * its own and every process scoring all of them in order. */
+/* score: the mean over problems of the mean loss over steps 1..steps (or, selecting by
+ * the final loss, of the loss at the last step); +Inf if any diverged. all_steps (may be
+ * NULL): the mean over steps 1..steps whatever the selection, the scale of an epoch's
+ * training loss. The problems are the share's units, each process evaluating its own and
+ * every process scoring all of them in order. */
 static l2l_status validate(l2l_task *task, const l2l_lstm *net, const l2l_train_config *cfg,
-                           l2l_share *runs, double *score, l2l_error *err)
+                           l2l_share *runs, double *score, double *all_steps, l2l_error *err)
 {
     const l2l_opt_spec spec = {L2L_OPT_KIND_LSTM, 0, net};
     const l2l_eval_config ecfg = {cfg->n_valid, cfg->steps, cfg->seed, L2L_STREAM_VALID};
@@ -68,14 +70,16 @@ static l2l_status validate(l2l_task *task, const l2l_lstm *net, const l2l_train_
     }
     l2l_status st = l2l_share_exchange(runs, NULL, err);
     if (st) return st;
-    const int first = cfg->selection == L2L_SELECTION_FINAL ? cfg->steps : 1;
-    double s = 0;
+    double sum = 0, last = 0;
     for (int r = 0; r < cfg->n_valid; r++) {
         const double *curve = l2l_share_at(runs, r);
-        for (int t = first; t <= cfg->steps; t++) s += curve[t];
+        for (int t = 1; t <= cfg->steps; t++) sum += curve[t];
+        last += curve[cfg->steps];
     }
-    *score = s / ((double)cfg->n_valid * (cfg->steps - first + 1));
+    const double mean = sum / ((double)cfg->n_valid * cfg->steps);
+    *score = cfg->selection == L2L_SELECTION_FINAL ? last / cfg->n_valid : mean;
     if (!isfinite(*score)) *score = INFINITY;
+    if (all_steps) *all_steps = isfinite(mean) ? mean : INFINITY;
     return L2L_STATUS_OK;
 }
 
@@ -94,19 +98,23 @@ static double meta_adam_step(l2l_train_state *s, const l2l_train_config *cfg, fl
 }
 
 /* Divergence: a non-finite training loss or phi, or a training loss
- * L2L_DIVERGENCE_FACTOR times epoch 1's (in epoch 1 itself, times the starting phi's
- * validation score, when there is one: a meta-learning rate can blow the optimizees up
- * within the first epoch). A run of the learned optimizer that raises the loss a
- * million-fold has no result worth keeping, and without this test a run at --lr 1e6
- * (losses of 1e18) would end "successfully" with its initial phi. */
-static l2l_status check_divergence(const l2l_train_state *s, double train_loss, l2l_error *err)
+ * L2L_DIVERGENCE_FACTOR times epoch 1's (in epoch 1 itself, times start, the starting
+ * phi's validation loss averaged over every step as the training loss is, when there is
+ * one: a meta-learning rate can blow the optimizees up within the first epoch). Not its
+ * selection score: selecting by the final loss, that is the last step's alone, which on
+ * easy problems is a million times below the run's mean for a perfectly good phi. A run
+ * of the learned optimizer that raises the loss a million-fold has no result worth
+ * keeping, and without this test a run at --lr 1e6 (losses of 1e18) would end
+ * "successfully" with its initial phi. */
+static l2l_status check_divergence(const l2l_train_state *s, double train_loss, double start,
+                                   l2l_error *err)
 {
     size_t bad = 0;
     while (bad < s->n_params && isfinite(s->phi[bad])) bad++;
     if (bad < s->n_params)
         return l2l_error_set(err, L2L_STATUS_NUMERIC, "meta-training diverged in epoch %d: phi[%zu] became %g",
                              s->epoch + 1, bad, (double)s->phi[bad]);
-    const double ref = s->epoch > 0 ? s->first_loss : s->best_valid; /* +Inf: no reference */
+    const double ref = s->epoch > 0 ? s->first_loss : start; /* +Inf: no reference */
     if (!isfinite(train_loss) || train_loss > L2L_DIVERGENCE_FACTOR * ref)
         return l2l_error_set(err, L2L_STATUS_NUMERIC, "meta-training diverged in epoch %d: its mean "
                              "training loss is %g, against %g %s", s->epoch + 1, train_loss, ref,
@@ -280,8 +288,9 @@ l2l_status l2l_meta_train_resume(l2l_lstm *net, l2l_task *task, const l2l_train_
     }
     if ((st = l2l_comm_agree(comm, st, err))) goto done;
     if (comm->size > 1 && (st = sync_state(comm, &s, own, sync, err))) goto done;
+    double start = INFINITY; /* the starting phi's validation loss over every step */
     if (!from && cfg->eval_every > 0) { /* the starting phi is a candidate too */
-        if ((st = validate(task, net, cfg, &valid, &s.best_valid, err))) goto done;
+        if ((st = validate(task, net, cfg, &valid, &s.best_valid, &start, err))) goto done;
     }
     l2l_train_progress pr = {.valid_loss = NAN, .state = &s};
     const double t0 = now_seconds() - s.seconds;
@@ -303,13 +312,13 @@ l2l_status l2l_meta_train_resume(l2l_lstm *net, l2l_task *task, const l2l_train_
             gnorm += meta_adam_step(&s, cfg, dphi);
         }
         pr.train_loss = train / cfg->steps;
-        if ((st = check_divergence(&s, pr.train_loss, err))) goto done;
+        if ((st = check_divergence(&s, pr.train_loss, start, err))) goto done;
         if (epoch == 1) s.first_loss = pr.train_loss;
         s.epoch = pr.epoch = epoch;
         pr.grad_norm = gnorm / n_updates;
         pr.valid_loss = NAN;
         if (cfg->eval_every > 0 && (epoch % cfg->eval_every == 0 || epoch == cfg->epochs)) {
-            if ((st = validate(task, net, cfg, &valid, &pr.valid_loss, err))) goto done;
+            if ((st = validate(task, net, cfg, &valid, &pr.valid_loss, NULL, err))) goto done;
             if (pr.valid_loss < s.best_valid) {
                 s.best_valid = pr.valid_loss;
                 s.best_epoch = epoch;
