@@ -60,7 +60,7 @@
 # start). Both stages together took 1,184 s of wall clock alone on the 2 cores of an
 # Intel Xeon (2 threads, the default); each checkpoint is the same byte for byte on 1
 # thread. Chosen on 100 networks drawn with --seed 7, not the panels'.
-# A panel with the default R and V took 42 to 47 minutes of one core at commit 2eeb166;
+# A panel with the default R and V took 42 to 47 minutes of one core (2026-12-03, Xeon);
 # the whole script, one step after another, takes about three and a half hours.
 set -eu
 build=${1:-build}
