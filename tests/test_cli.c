@@ -98,6 +98,34 @@ static void test_estimator(void **state)
     expect("info @/pes.safetensors", 0, "estimator        pes:2:0.01");
 }
 
+/* The tuned rates that DIR/summary.csv prints, given back as NAME:LR, are the same floats:
+ * every fixed row of the new comparison ends as its tuned row did, to the last digit. */
+static void fixed_rates_reproduce_tuned(const char *dir)
+{
+    char rel[256], file[512], args[1024], name[4][32], lr[4][32], tuned[4][128];
+    size_t n;
+    snprintf(rel, sizeof rel, "%s/summary.csv", dir);
+    char *summary = tu_read_file(ct_path(file, sizeof file, rel), &n);
+    int k = 0;
+    for (char *line = strchr(summary, '\n'); line && line[1] && k < 4; line = strchr(line + 1, '\n')) {
+        if (sscanf(line + 1, "%31[^,],%31[^,],%127[^,]", name[k], lr[k], tuned[k]) == 3) k++;
+    }
+    free(summary);
+    assert_int_equal(k, 4); /* sgd, nag, rmsprop, adam; the learned row has no lr */
+    snprintf(args, sizeof args, "compare --task mnist --data @ --hidden 2 --steps 5 --runs 2 --tune-runs 1 "
+             "--optimizer @/p.safetensors --out @/%s-fixed --baselines %s:%s,%s:%s,%s:%s,%s:%s", dir, name[0], lr[0],
+             name[1], lr[1], name[2], lr[2], name[3], lr[3]);
+    expect(args, 0, NULL);
+    snprintf(rel, sizeof rel, "%s-fixed/summary.csv", dir);
+    summary = tu_read_file(ct_path(file, sizeof file, rel), &n);
+    for (int i = 0; i < k; i++) {
+        char row[128];
+        snprintf(row, sizeof row, "\n%s:%s,%s,%s,", name[i], lr[i], lr[i], tuned[i]);
+        if (!strstr(summary, row)) fail_msg("%s at its tuned rate %s: no row \"%s\" in\n%s", name[i], lr[i], row + 1, summary);
+    }
+    free(summary);
+}
+
 static void test_pool(void **state)
 {
     (void)state;
@@ -116,6 +144,7 @@ static void test_pool(void **state)
     assert_null(strstr(rows, "sgd"));
     expect("compare --task mnist --data @ --hidden 2 --steps 5 --runs 2 --tune-runs 1 "
            "--optimizer @/p.safetensors --out @/cmp", 0, "rmsprop"); /* the paper's four */
+    fixed_rates_reproduce_tuned("cmp");
     expect("train --task mnist --recipe paper --data @ --hidden 2 --epochs 1 --steps 20 --eval-every 0 --pool 0 "
            "--out @/q.safetensors", 0, "mlp-784-2-10-sigmoid,");
     expect("eval --task mnist --data @ --optimizer nag --lr 1 --steps 5 --runs 2 --pool 11", 1,

@@ -148,8 +148,9 @@ static l2l_status write_compare(const char *dir, const curve *c, int nc, int run
     fprintf(af.f, "optimizer,lr,final_mean,final_std,final_sem,runs,minus_lstm_mean,minus_lstm_sem\n");
     for (int i = 0; i < nc; i++) {
         const stats_final f = stats_final_of(c[i].loss, c[0].loss, runs, steps);
-        if (c[i].spec.kind == L2L_OPT_KIND_LSTM) fprintf(af.f, "%s,,", c[i].name);
-        else fprintf(af.f, "%s,%g,", c[i].name, c[i].spec.lr);
+        char lr[32] = "";
+        if (c[i].spec.kind != L2L_OPT_KIND_LSTM) opts_format_float(c[i].spec.lr, lr, sizeof lr);
+        fprintf(af.f, "%s,%s,", c[i].name, lr);
         fprintf(af.f, "%.9g,%.9g,%.9g,%d,%.9g,%.9g\n", f.mean, f.std, f.sem, runs, f.diff, f.diff_sem);
     }
     if ((st = l2l_atomic_commit(&af, err))) return st;
@@ -172,7 +173,7 @@ static void print_table(const curve *c, int nc, int runs, int steps, const char 
     for (int i = 0; i < nc; i++) {
         const stats_final f = stats_final_of(c[i].loss, c[0].loss, runs, steps);
         char lr[32] = "-", diff[64] = "";
-        if (c[i].spec.kind != L2L_OPT_KIND_LSTM) snprintf(lr, sizeof lr, "%g", c[i].spec.lr);
+        if (c[i].spec.kind != L2L_OPT_KIND_LSTM) opts_format_float(c[i].spec.lr, lr, sizeof lr);
         if (i > 0) snprintf(diff, sizeof diff, "%+.4g +- %.2g", f.diff, f.diff_sem);
         printf("%-*s %-9s %12.5g %12.5g %12.5g   %s\n", w, c[i].name, lr, f.mean, f.std, f.sem, diff);
     }
@@ -201,7 +202,9 @@ static l2l_status run_one(curve *c, l2l_task *vtask, l2l_task *ttask, const l2l_
         double best;
         l2l_status st = l2l_tune(vtask, c->spec.kind, vc, &c->spec.lr, &best, err);
         if (st) return st;
-        fprintf(stderr, "l2l compare: tuned %-8s lr %-8g (validation loss %.4g)\n", c->name, c->spec.lr, best);
+        char lr[32];
+        opts_format_float(c->spec.lr, lr, sizeof lr);
+        fprintf(stderr, "l2l compare: tuned %-8s lr %-10s (validation loss %.4g)\n", c->name, lr, best);
     }
     c->loss = malloc(sizeof(double) * ec->runs * (ec->steps + 1));
     if (!c->loss) return l2l_error_set(err, L2L_STATUS_NOMEM, "out of memory");
@@ -271,9 +274,10 @@ tool_result cmd_compare(int argc, char **argv)
     const int nc = nl + base.n;
     for (int k = nl; k < nc; k++) {
         const float lr = base.lr[k - nl];
+        char text[32] = "";
         c[k].spec = (l2l_opt_spec){base.kind[k - nl], lr, NULL};
-        if (lr > 0) snprintf(c[k].name, sizeof c[k].name, "%s:%g", l2l_opt_kind_name(base.kind[k - nl]), lr);
-        else snprintf(c[k].name, sizeof c[k].name, "%s", l2l_opt_kind_name(base.kind[k - nl]));
+        if (lr > 0) opts_format_float(lr, text, sizeof text);
+        snprintf(c[k].name, sizeof c[k].name, "%s%s%s", l2l_opt_kind_name(base.kind[k - nl]), lr > 0 ? ":" : "", text);
     }
     problem_set valid = {0}, test = {0}; /* validation problems for tuning, test problems */
     st = family_problems(&f, "train", 0, &valid, &err);

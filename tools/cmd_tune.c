@@ -36,8 +36,10 @@ tool_result cmd_tune(int argc, char **argv)
     if (st) return tool_fail("tune", &err);
     const char *name = l2l_opt_kind_name((l2l_opt_kind)kind);
     if (!isfinite(best)) return tool_diverged("tune", "%s diverged at every learning rate of the grid", name);
-    printf("%g\n", lr);
-    fprintf(stderr, "l2l tune: %s: lr %g, mean loss %.6g at step %d on %d validation problems\n", name,
-            lr, best, vc.steps, vc.runs);
+    char text[32];
+    opts_format_float(lr, text, sizeof text);
+    printf("%s\n", text);
+    fprintf(stderr, "l2l tune: %s: lr %s, mean loss %.6g at step %d on %d validation problems\n", name,
+            text, best, vc.steps, vc.runs);
     return TOOL_OK;
 }

@@ -216,9 +216,7 @@ int opts_given(const opt_desc *table, const char *name)
     return 0;
 }
 
-/* v in the fewest significant digits that read back as the same float: 0.003f is
- * "0.003", not "0.00300000003". */
-static void format_float(float v, char *buf, size_t n)
+void opts_format_float(float v, char *buf, size_t n)
 {
     for (int digits = 1; digits <= 9; digits++) {
         snprintf(buf, n, "%.*g", digits, (double)v);
@@ -238,7 +236,7 @@ int opts_metadata(const opt_group *groups, l2l_kv *kv, int max)
             case OPT_INT:
             case OPT_FLAG: snprintf(v, sizeof v, "%d", *(const int *)d->dest); break;
             case OPT_U64: snprintf(v, sizeof v, "%llu", (unsigned long long)*(const uint64_t *)d->dest); break;
-            case OPT_FLOAT: format_float(*(const float *)d->dest, v, sizeof v); break;
+            case OPT_FLOAT: opts_format_float(*(const float *)d->dest, v, sizeof v); break;
             case OPT_STRING:
             case OPT_PATH:
                 s = *(const char *const *)d->dest;

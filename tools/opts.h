@@ -35,6 +35,10 @@ tool_result tool_usage(const char *cmd, const char *fmt, ...) __attribute__((for
 tool_result tool_fail(const char *cmd, const l2l_error *err);
 /* Prints "l2l CMD: diverged: MESSAGE" on stderr; returns TOOL_DIVERGED. */
 tool_result tool_diverged(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* v in the fewest significant digits that read back as the same float: 0.003f is
+ * "0.003", not "0.00300000003", and a tuned rate 10^-0.5 is "0.31622776", which given
+ * back as NAME:LR is the same rate ("%g" would print 0.316228, a different float). */
+void opts_format_float(float v, char *buf, size_t n);
 /* The thread set-up for --threads N (0 = OpenMP's default); in main.c. */
 void tool_threads(int n);
 
