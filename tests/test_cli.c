@@ -119,7 +119,7 @@ static void fixed_rates_reproduce_tuned(const char *dir)
     snprintf(rel, sizeof rel, "%s-fixed/summary.csv", dir);
     summary = tu_read_file(ct_path(file, sizeof file, rel), &n);
     for (int i = 0; i < k; i++) {
-        char row[128];
+        char row[1024];
         snprintf(row, sizeof row, "\n%s:%s,%s,%s,", name[i], lr[i], lr[i], tuned[i]);
         if (!strstr(summary, row)) fail_msg("%s at its tuned rate %s: no row \"%s\" in\n%s", name[i], lr[i], row + 1, summary);
     }
