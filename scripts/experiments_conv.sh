@@ -61,7 +61,8 @@
 # evaluations (--select final; 8 networks, every 40 and every 10 epochs and at the stage's
 # start). Both stages together took 1,184 s of wall clock alone on the 2 cores of an
 # Intel Xeon (2 threads, the default) and 921 to 984 s for each of the three optimizers on
-# an AMD Zen 4 (commit 20bc309, 2026-12-04); each checkpoint is the same byte for byte on 1
+# an AMD Zen 4 (commit 20bc309, 2026-12-04, lstm-sub2 then on classes 0,1; on 3,5 it was
+# timed only sharing the cores: 1,954 s); each checkpoint is the same byte for byte on 1
 # thread. Chosen on 100 networks drawn with --seed 7, not the panels'.
 # A panel with the default R and V took 42 to 47 minutes of one core (2026-12-03, Xeon);
 # the whole script, one step after another, takes about three and a half hours.
