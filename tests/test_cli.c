@@ -98,6 +98,27 @@ static void test_estimator(void **state)
     expect("info @/pes.safetensors", 0, "estimator        pes:2:0.01");
 }
 
+/* The table in ct_out: every row's mean ends in the column where "final mean" ends, however
+ * wide its name and learning rate. */
+static void assert_table_aligned(void)
+{
+    const char *head = ct_out;
+    if (strncmp(head, "optimizer ", 10)) {
+        head = strstr(ct_out, "\noptimizer ");
+        assert_non_null(head);
+        head++;
+    }
+    const size_t col = (size_t)(strstr(head, "final mean") - head) + strlen("final mean");
+    for (const char *line = head + strcspn(head, "\n"); line[0] && line[1] && line[1] != '(';) {
+        line++;
+        const size_t len = strcspn(line, "\n");
+        if (len <= col || line[col - 1] == ' ' || line[col] != ' ')
+            fail_msg("table row out of its columns:\n%.*s\nunder\n%.*s", (int)len, line,
+                     (int)strcspn(head, "\n"), head);
+        line += len;
+    }
+}
+
 /* The tuned rates that DIR/summary.csv prints, given back as NAME:LR, are the same floats:
  * every fixed row of the new comparison ends as its tuned row did, to the last digit. */
 static void fixed_rates_reproduce_tuned(const char *dir)
@@ -113,9 +134,10 @@ static void fixed_rates_reproduce_tuned(const char *dir)
     free(summary);
     assert_int_equal(k, 4); /* sgd, nag, rmsprop, adam; the learned row has no lr */
     snprintf(args, sizeof args, "compare --task mnist --data @ --hidden 2 --steps 5 --runs 2 --tune-runs 1 "
-             "--optimizer @/p.safetensors --out @/%s-fixed --baselines %s:%s,%s:%s,%s:%s,%s:%s", dir, name[0], lr[0],
-             name[1], lr[1], name[2], lr[2], name[3], lr[3]);
+             "--optimizer @/p.safetensors --out @/%s-fixed --baselines %s:%s,%s:%s,%s:%s,%s:%s,sgd:0.012345678", dir,
+             name[0], lr[0], name[1], lr[1], name[2], lr[2], name[3], lr[3]);
     expect(args, 0, NULL);
+    assert_table_aligned(); /* names and rates wider than the columns' headers */
     snprintf(rel, sizeof rel, "%s-fixed/summary.csv", dir);
     summary = tu_read_file(ct_path(file, sizeof file, rel), &n);
     for (int i = 0; i < k; i++) {

@@ -163,19 +163,31 @@ static l2l_status write_compare(const char *dir, const curve *c, int nc, int run
     return write_figure(dir, c, nc, runs, steps, title, err);
 }
 
+/* The learning rate column of c: "-" for a learned optimizer. */
+static void lr_text(const curve *c, char *buf, size_t size)
+{
+    snprintf(buf, size, "-");
+    if (c->spec.kind != L2L_OPT_KIND_LSTM) opts_format_float(c->spec.lr, buf, size);
+}
+
 static void print_table(const curve *c, int nc, int runs, int steps, const char *task_name, double secs)
 {
-    int w = 9; /* the names' column */
-    for (int i = 0; i < nc; i++)
+    int w = 9, wl = 9; /* the names' and the learning rates' columns */
+    char lr[32];
+    for (int i = 0; i < nc; i++) {
+        lr_text(&c[i], lr, sizeof lr);
         if ((int)strlen(c[i].name) > w) w = (int)strlen(c[i].name);
-    printf("%-*s %-9s %12s %12s %12s   minus %s (paired)\n", w, "optimizer", "lr", "final mean", "std",
-           "std err", c[0].name);
+        if ((int)strlen(lr) > wl) wl = (int)strlen(lr);
+    }
+    printf("%-*s %-*s %12s %12s %12s   minus %s (paired)\n", w, "optimizer", wl, "lr", "final mean",
+           "std", "std err", c[0].name);
     for (int i = 0; i < nc; i++) {
         const stats_final f = stats_final_of(c[i].loss, c[0].loss, runs, steps);
-        char lr[32] = "-", diff[64] = "";
-        if (c[i].spec.kind != L2L_OPT_KIND_LSTM) opts_format_float(c[i].spec.lr, lr, sizeof lr);
+        char diff[64] = "";
+        lr_text(&c[i], lr, sizeof lr);
         if (i > 0) snprintf(diff, sizeof diff, "%+.4g +- %.2g", f.diff, f.diff_sem);
-        printf("%-*s %-9s %12.5g %12.5g %12.5g   %s\n", w, c[i].name, lr, f.mean, f.std, f.sem, diff);
+        printf("%-*s %-*s %12.5g %12.5g %12.5g   %s\n", w, c[i].name, wl, lr, f.mean, f.std, f.sem,
+               diff);
     }
     printf("(loss at step %d, mean over %d test problems; %s; %.1f s)\n", steps, runs, task_name, secs);
 }
@@ -204,7 +216,7 @@ static l2l_status run_one(curve *c, l2l_task *vtask, l2l_task *ttask, const l2l_
         if (st) return st;
         char lr[32];
         opts_format_float(c->spec.lr, lr, sizeof lr);
-        fprintf(stderr, "l2l compare: tuned %-8s lr %-10s (validation loss %.4g)\n", c->name, lr, best);
+        fprintf(stderr, "l2l compare: tuned %-9s lr %-11s (validation loss %.4g)\n", c->name, lr, best);
     }
     c->loss = malloc(sizeof(double) * ec->runs * (ec->steps + 1));
     if (!c->loss) return l2l_error_set(err, L2L_STATUS_NOMEM, "out of memory");
