@@ -60,12 +60,11 @@
 # Each stage keeps the phi with the lowest validation loss at the last step among its
 # evaluations (--select final; 8 networks, every 40 and every 10 epochs and at the stage's
 # start). Both stages together took 1,184 s of wall clock alone on the 2 cores of an
-# Intel Xeon (2 threads, the default) and 921 to 984 s for each of the three optimizers on
-# an AMD Zen 4 (commit 20bc309, 2026-12-04, lstm-sub2 then on classes 0,1; on 3,5 it was
-# timed only sharing the cores: 1,954 s); each checkpoint is the same byte for byte on 1
+# Intel Xeon (2 threads, the default); each checkpoint is the same byte for byte on 1
 # thread. Chosen on 100 networks drawn with --seed 7, not the panels'.
-# A panel with the default R and V took 42 to 47 minutes of one core (2026-12-03, Xeon);
-# the whole script, one step after another, takes about three and a half hours.
+# The whole script, alone on that Zen 4 (commit cfe0624, 2026-12-04, a clean clone), took
+# 6,835 s (1 h 54 min): 889 to 925 s for each meta-training and 1,351 to 1,412 s for each
+# panel (docs/RESULTS.md, section 4).
 set -eu
 build=${1:-build}
 l2l="$build/l2l"
