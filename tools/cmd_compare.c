@@ -126,6 +126,13 @@ static l2l_status write_figure(const char *dir, const curve *c, int nc, int runs
     return st;
 }
 
+/* c's learning rate as it reads back, or `none` for a learned optimizer (it has none). */
+static void lr_text(const curve *c, const char *none, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s", none);
+    if (c->spec.kind != L2L_OPT_KIND_LSTM) opts_format_float(c->spec.lr, buf, size);
+}
+
 /* DIR/curves.csv, DIR/summary.csv, DIR/finals.csv and the figure DIR/loss.{png,svg};
  * c[0] is the learned optimizer that the paired differences are taken against.
  * finals.csv holds every test problem's starting and final loss, so that two comparisons
@@ -148,8 +155,8 @@ static l2l_status write_compare(const char *dir, const curve *c, int nc, int run
     fprintf(af.f, "optimizer,lr,final_mean,final_std,final_sem,runs,minus_lstm_mean,minus_lstm_sem\n");
     for (int i = 0; i < nc; i++) {
         const stats_final f = stats_final_of(c[i].loss, c[0].loss, runs, steps);
-        char lr[32] = "";
-        if (c[i].spec.kind != L2L_OPT_KIND_LSTM) opts_format_float(c[i].spec.lr, lr, sizeof lr);
+        char lr[32];
+        lr_text(&c[i], "", lr, sizeof lr);
         fprintf(af.f, "%s,%s,", c[i].name, lr);
         fprintf(af.f, "%.9g,%.9g,%.9g,%d,%.9g,%.9g\n", f.mean, f.std, f.sem, runs, f.diff, f.diff_sem);
     }
@@ -163,19 +170,12 @@ static l2l_status write_compare(const char *dir, const curve *c, int nc, int run
     return write_figure(dir, c, nc, runs, steps, title, err);
 }
 
-/* The learning rate column of c: "-" for a learned optimizer. */
-static void lr_text(const curve *c, char *buf, size_t size)
-{
-    snprintf(buf, size, "-");
-    if (c->spec.kind != L2L_OPT_KIND_LSTM) opts_format_float(c->spec.lr, buf, size);
-}
-
 static void print_table(const curve *c, int nc, int runs, int steps, const char *task_name, double secs)
 {
     int w = 9, wl = 9; /* the names' and the learning rates' columns */
     char lr[32];
     for (int i = 0; i < nc; i++) {
-        lr_text(&c[i], lr, sizeof lr);
+        lr_text(&c[i], "-", lr, sizeof lr);
         if ((int)strlen(c[i].name) > w) w = (int)strlen(c[i].name);
         if ((int)strlen(lr) > wl) wl = (int)strlen(lr);
     }
@@ -184,7 +184,7 @@ static void print_table(const curve *c, int nc, int runs, int steps, const char 
     for (int i = 0; i < nc; i++) {
         const stats_final f = stats_final_of(c[i].loss, c[0].loss, runs, steps);
         char diff[64] = "";
-        lr_text(&c[i], lr, sizeof lr);
+        lr_text(&c[i], "-", lr, sizeof lr);
         if (i > 0) snprintf(diff, sizeof diff, "%+.4g +- %.2g", f.diff, f.diff_sem);
         printf("%-*s %-*s %12.5g %12.5g %12.5g   %s\n", w, c[i].name, wl, lr, f.mean, f.std, f.sem,
                diff);
