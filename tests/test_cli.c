@@ -271,7 +271,7 @@ static void test_recipe(void **state)
     (void)state;
     expect("train --task mnist --data @ --hidden 2 --steps 20 --warm-start nag-floor:1:2 --epochs 1 "
            "--valid 1 --out @/w.safetensors", 0, "a warm start imitating nag-floor:1:2 epochs, then 1 epochs");
-    expect("info @/w.safetensors", 0, "pes:8:0.01");
+    expect("info @/w.safetensors", 0, "pes:6:0.01");
     static const char *const settings[] = {"recipe           l2l", "meta_batch       4", "p                12",
                                            "objective        log", "select           final",
                                            "warm_start       nag-floor:1:2", "epochs_run       3"};

@@ -320,9 +320,9 @@ static void args_init(train_args *a)
          .key = "recipe"},
         {"warm-start", OPT_CUSTOM, &a->warm, .parse = parse_warm_start, .format = format_warm_start,
          .arg = "W", .expect = "none or TEACHER:LR:EPOCHS (a teacher sgd, nag, rmsprop, adam or "
-                               "nag-floor, lr > 0, 1..100000000 epochs), e.g. nag-floor:1:80",
+                               "nag-floor, lr > 0, 1..100000000 epochs), e.g. nag-floor:1:70",
          .help = "before meta-training, EPOCHS epochs of imitating TEACHER at\n"
-                 "learning rate LR (none; l2l: nag-floor:1:80); meta-training\n"
+                 "learning rate LR (none; l2l: nag-floor:1:70); meta-training\n"
                  "goes on from the best of them, whose phi goes to\n"
                  "OUT's stem + .warm.safetensors",
          .key = "warm_start"},
@@ -364,8 +364,8 @@ static void args_init(train_args *a)
         {"clip", OPT_FLOAT, &cfg->clip, 0, 1e12, .arg = "C",
          .help = "clip the meta-gradient's norm to C (default 0: off)", .key = "clip"},
         {"eval-every", OPT_INT, &cfg->eval_every, 0, 1e8, .arg = "K",
-         .help = "validate every K epochs (paper: 50; l2l: 5; 0 = never, keep\nthe last phi)", .key = "eval_every"},
-        {"valid", OPT_INT, &cfg->n_valid, 1, 1e5, .arg = "V", .help = "validation problems (paper: 20; l2l: 10)",
+         .help = "validate every K epochs (paper: 50; l2l: 10; 0 = never, keep\nthe last phi)", .key = "eval_every"},
+        {"valid", OPT_INT, &cfg->n_valid, 1, 1e5, .arg = "V", .help = "validation problems (paper: 20; l2l: 5)",
          .key = "n_valid"},
         {"select", OPT_CHOICE, &cfg->selection, .choices = selections,
          .help = "keep the phi with the best mean loss over the steps (the\n"
@@ -378,7 +378,7 @@ static void args_init(train_args *a)
          .expect = "tbptt, es:PAIRS:SIGMA or pes:PAIRS:SIGMA (1..100000 pairs, sigma > 0) or "
                    "imitate:TEACHER:LR (a teacher sgd, nag, rmsprop, adam or nag-floor, lr > 0), "
                    "e.g. es:8:0.01 or imitate:nag-floor:1",
-         .help = "the meta-gradient (paper: tbptt; l2l: pes:8:0.01): tbptt\n"
+         .help = "the meta-gradient (paper: tbptt; l2l: pes:6:0.01): tbptt\n"
                  "backpropagates through truncated unrolls; es:PAIRS:SIGMA makes\n"
                  "one update per epoch from evolution strategies over the whole\n"
                  "run (PAIRS pairs at phi +- SIGMA e); pes:PAIRS:SIGMA one per\n"
@@ -431,12 +431,12 @@ static tool_result apply_recipe(train_args *a)
     if (!opts_given(a->f.train_opts, "meta-batch")) a->f.meta_batch = 4;
     if (!opts_given(a->lstm_opts, "p")) a->lc.p = 12;
     if (!opts_given(m, "epochs")) c->epochs = 20;
-    if (!opts_given(m, "eval-every")) c->eval_every = 5;
-    if (!opts_given(m, "valid")) c->n_valid = 10;
+    if (!opts_given(m, "eval-every")) c->eval_every = 10;
+    if (!opts_given(m, "valid")) c->n_valid = 5;
     if (!opts_given(m, "select")) c->selection = L2L_SELECTION_FINAL;
     if (!opts_given(m, "objective")) c->objective = L2L_OBJECTIVE_LOG;
-    if (!opts_given(m, "estimator")) parse_estimator("pes:8:0.01", c);
-    if (!opts_given(a->recipe_opts, "warm-start")) parse_warm_start("nag-floor:1:80", &a->warm);
+    if (!opts_given(m, "estimator")) parse_estimator("pes:6:0.01", c);
+    if (!opts_given(a->recipe_opts, "warm-start")) parse_warm_start("nag-floor:1:70", &a->warm);
     return TOOL_OK;
 }
 
