@@ -45,7 +45,7 @@ MPI_LIBS   = $(shell pkg-config --libs ompi-c)
 BENCH_BIN += $(BUILD)/l2l-pingpong
 endif
 
-.PHONY: all deps data test test-unit test-python test-asan fuzz fuzz-build demo bench bench-mpi experiments experiments-conv install clean
+.PHONY: all deps data test test-unit test-python test-asan fuzz fuzz-build demo bench bench-mpi experiments experiments-conv experiments-seeds install clean
 all: $(BUILD)/libl2l.a $(BUILD)/libl2l.so $(BUILD)/l2l $(TEST_BIN) $(EX_BIN) $(BENCH_BIN)
 
 deps:
@@ -171,6 +171,12 @@ experiments: data
 experiments-conv: data
 	@$(MAKE) --no-print-directory all
 	@scripts/experiments_conv.sh $(BUILD)
+
+# l2l's MNIST recipe from five seeds, each timed alone, and their test comparison
+# (scripts/mnist_seeds.sh; about 45 minutes).
+experiments-seeds: data
+	@$(MAKE) --no-print-directory all
+	@scripts/mnist_seeds.sh $(BUILD)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig

@@ -273,7 +273,7 @@ static void test_recipe(void **state)
            "--valid 1 --out @/w.safetensors", 0, "a warm start imitating nag-floor:1:2 epochs, then 1 epochs");
     expect("info @/w.safetensors", 0, "pes:6:0.01");
     static const char *const settings[] = {"recipe           l2l", "meta_batch       4", "p                12",
-                                           "objective        log", "select           final",
+                                           "objective        log", "select           final", "eval_every       10",
                                            "warm_start       nag-floor:1:2", "epochs_run       3"};
     for (size_t i = 0; i < sizeof settings / sizeof *settings; i++)
         if (!strstr(ct_out, settings[i])) fail_msg("no '%s' in:\n%s", settings[i], ct_out);

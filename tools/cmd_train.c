@@ -320,9 +320,9 @@ static void args_init(train_args *a)
          .key = "recipe"},
         {"warm-start", OPT_CUSTOM, &a->warm, .parse = parse_warm_start, .format = format_warm_start,
          .arg = "W", .expect = "none or TEACHER:LR:EPOCHS (a teacher sgd, nag, rmsprop, adam or "
-                               "nag-floor, lr > 0, 1..100000000 epochs), e.g. nag-floor:1:70",
+                               "nag-floor, lr > 0, 1..100000000 epochs), e.g. nag-floor:1:80",
          .help = "before meta-training, EPOCHS epochs of imitating TEACHER at\n"
-                 "learning rate LR (none; l2l: nag-floor:1:70); meta-training\n"
+                 "learning rate LR (none; l2l: nag-floor:1:80); meta-training\n"
                  "goes on from the best of them, whose phi goes to\n"
                  "OUT's stem + .warm.safetensors",
          .key = "warm_start"},
@@ -436,7 +436,7 @@ static tool_result apply_recipe(train_args *a)
     if (!opts_given(m, "select")) c->selection = L2L_SELECTION_FINAL;
     if (!opts_given(m, "objective")) c->objective = L2L_OBJECTIVE_LOG;
     if (!opts_given(m, "estimator")) parse_estimator("pes:6:0.01", c);
-    if (!opts_given(a->recipe_opts, "warm-start")) parse_warm_start("nag-floor:1:70", &a->warm);
+    if (!opts_given(a->recipe_opts, "warm-start")) parse_warm_start("nag-floor:1:80", &a->warm);
     return TOOL_OK;
 }
 
