@@ -10,7 +10,8 @@
 #
 # Output, under EXP_OUT (default out/seeds):
 #   sK.safetensors, sK.warm.safetensors, sK-log.csv   seed K's optimizer, warm start, log
-#   compare/       `l2l compare`: summary.csv, finals.csv, curves.csv, loss.png
+#   compare/       `l2l compare`: summary.csv, finals.csv, curves.csv, loss.png (the
+#                  first seed's optimizer is named lstm there, the others by file)
 #   pair-sK.txt    `l2l pair` against seed K's optimizer: every other optimizer's paired
 #                  difference on the test networks (positive: seed K's is ahead)
 #   times.csv      seed,seconds   wall-clock time of each meta-training
@@ -41,24 +42,23 @@ fi
 [ -x "$l2l" ] || { echo "mnist_seeds: no $l2l; build it first (make all)" >&2; exit 1; }
 mkdir -p "$out"
 printf 'seed,seconds\n' > "$out/times.csv"
-also=""
+first="" # the first seed: compare's --optimizer, which it names lstm
+also=""  # every other optimizer, named by its file
 for s in $seeds; do
     echo "== seed $s: l2l train --task mnist $recipe $steps --seed $s =="
     start=$(date +%s)
     # shellcheck disable=SC2086 # the flags are words
     "$l2l" train --task mnist $recipe $steps --seed "$s" --out "$out/s$s.safetensors"
     printf '%s,%d\n' "$s" "$(( $(date +%s) - start ))" >> "$out/times.csv"
-    also="$also,$out/s$s.safetensors,$out/s$s.warm.safetensors"
+    if [ -z "$first" ]; then first=$s; else also="$also,$out/s$s.safetensors"; fi
+    also="$also,$out/s$s.warm.safetensors"
 done
-also=${also#,}
-first=${also%%,*}
-also=${also#*,}
 echo "== l2l compare: every optimizer and warm start on $runs test networks =="
 # shellcheck disable=SC2086
-"$l2l" compare --task mnist $steps --optimizer "$first" --also "$also" --runs "$runs" --tune-runs "$tune_runs" \
+"$l2l" compare --task mnist $steps --optimizer "$out/s$first.safetensors" --also "${also#,}" --runs "$runs" --tune-runs "$tune_runs" \
     --baselines sgd,nag,rmsprop,adam,nag-floor --out "$out/compare"
-for s in $seeds; do # compare names --optimizer (the first seed's) lstm, the others by file
-    if [ "$out/s$s.safetensors" = "$first" ]; then name=lstm; else name="s$s"; fi
+for s in $seeds; do
+    if [ "$s" = "$first" ]; then name=lstm; else name="s$s"; fi
     "$l2l" pair "$out/compare/finals.csv" --against "$name" > "$out/pair-s$s.txt"
 done
 echo "== done: $out/times.csv, $out/compare/, $out/pair-s*.txt =="
