@@ -284,8 +284,17 @@ L2L_API l2l_status l2l_conv_tensors(const l2l_conv_config *cfg, const l2l_datase
 
 typedef enum {
     L2L_PREPROC_NONE = 0, /* the raw gradient is the single input (D = 1) */
-    L2L_PREPROC_LOGSIGN   /* (log|x|/p, sgn x) or (-1, e^p x) (D = 2), paper Appendix A */
+    L2L_PREPROC_LOGSIGN,  /* (log|x|/p, sgn x) or (-1, e^p x) (D = 2), paper Appendix A */
+    /* Not the paper's: logsign's two inputs and a third, x / sqrt(v + L2L_RMS_EPS²), with
+     * v the coordinate's mean square gradient, v <- d v + (1 - d) x² (d = L2L_RMS_DECAY),
+     * kept with the recurrent state (D = 3). The input the learned optimizers after the
+     * paper add (Wichrowska et al. 2017, Metz et al. 2019): it does not depend on the
+     * gradient's scale, which logsign reads as -1 below e^-p. */
+    L2L_PREPROC_LOGSIGN_RMS
 } l2l_preproc;
+
+#define L2L_RMS_DECAY 0.8f
+#define L2L_RMS_EPS 1e-15f
 
 typedef struct {
     int layers; /* LSTM layers; 0 = a linear map of the input */
@@ -412,10 +421,11 @@ L2L_API void l2l_optimizer_free(l2l_optimizer *o);
  * number below 2^24, exact as a float), then by kind: SGD nothing; NAG and RMSprop the
  * momentum or mean square (N); Adam and nag-floor the first then the second moment
  * (N each); the learned optimizer the LSTM's h then c, each (layers, H, N) with the
- * coordinates contiguous. Setting it and stepping gives bit for bit the steps the
+ * coordinates contiguous, then with logsign-rms the mean square v (N). Setting it and stepping gives bit for bit the steps the
  * optimizer it was read from would have made. state_set fails (L2L_STATUS_ARG) when n
  * is not state_size or t is not a whole number in [0, 2^24], and (L2L_STATUS_NUMERIC)
- * when a value is NaN or infinite; the optimizer is unchanged then.
+ * when a value is NaN or infinite or a mean square negative; the optimizer is unchanged
+ * then.
  */
 L2L_API size_t l2l_optimizer_state_size(const l2l_optimizer *o);
 L2L_API void l2l_optimizer_state_get(const l2l_optimizer *o, float *out);

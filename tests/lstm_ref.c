@@ -58,22 +58,29 @@ void l2l_ref_cell_backward(int H, int in, const double *W_ih, const double *W_hh
     }
 }
 
-void l2l_ref_preprocess(const l2l_lstm_config *cfg, double g, double *x)
+void l2l_ref_preprocess(const l2l_lstm_config *cfg, double g, double *v, double *x)
 {
     if (cfg->preproc == L2L_PREPROC_NONE) {
         x[0] = g;
-    } else if (fabs(g) >= exp(-(double)cfg->p)) {
+        return;
+    }
+    if (fabs(g) >= exp(-(double)cfg->p)) {
         x[0] = log(fabs(g)) / cfg->p;
         x[1] = g > 0 ? 1.0 : -1.0;
     } else {
         x[0] = -1.0;
         x[1] = exp((double)cfg->p) * g;
     }
+    if (cfg->preproc == L2L_PREPROC_LOGSIGN_RMS) {
+        const double d = L2L_RMS_DECAY, eps = L2L_RMS_EPS;
+        *v = d * *v + (1 - d) * g * g;
+        x[2] = g / sqrt(*v + eps * eps);
+    }
 }
 
 double l2l_ref_unroll(const l2l_lstm_config *cfg, const double *phi, const l2l_ref_task *task,
                       int T, const double *weights, int log_loss, double *theta, double *h,
-                      double *c, const double *xs_in, double *xs_out, double *losses, double *dphi)
+                      double *c, double *v, const double *xs_in, double *xs_out, double *losses, double *dphi)
 {
     const int L = cfg->layers, H = cfg->layers > 0 ? cfg->hidden : 0, D = l2l_lstm_n_in(cfg);
     const size_t N = task->n;
@@ -119,7 +126,7 @@ double l2l_ref_unroll(const l2l_lstm_config *cfg, const double *phi, const l2l_r
             if (xs_in)
                 memcpy(x, xs_in + ((size_t)t * N + n) * D, D * sizeof(double));
             else
-                l2l_ref_preprocess(cfg, gr[(size_t)t * N + n], x);
+                l2l_ref_preprocess(cfg, gr[(size_t)t * N + n], v ? &v[n] : NULL, x);
             const double *in = x;
             for (int l = 0; l < L; l++) {
                 const double *hp = hs + ((size_t)t * N + n) * LH + (size_t)l * H;

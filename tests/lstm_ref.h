@@ -29,10 +29,12 @@ void l2l_ref_cell_backward(int H, int in, const double *W_ih, const double *W_hh
                            const double *x, const double *h_prev, const double *dh,
                            const double *dc, double *dW_ih, double *dW_hh, double *db, double *dx,
                            double *dh_prev, double *dc_prev);
-void l2l_ref_preprocess(const l2l_lstm_config *cfg, double g, double *x);
+/* x (D) from one coordinate's g; with logsign-rms, updates its mean square *v first. */
+void l2l_ref_preprocess(const l2l_lstm_config *cfg, double g, double *v, double *x);
 
-/* T steps of the learned optimizer with phi (double, l2l layout) on task from theta (N)
- * and h, c (L, N, H), updated in place. xs_in (T, N, D), when non-NULL, replaces the
+/* T steps of the learned optimizer with phi (double, l2l layout) on task from theta (N),
+ * h, c (L, N, H) and logsign-rms's mean squares v (N; may be NULL for the other
+ * preprocessings), updated in place. xs_in (T, N, D), when non-NULL, replaces the
  * preprocessed gradients (frozen inputs, for finite differences); xs_out (may be NULL)
  * receives the inputs used. losses (T+1, may be NULL) gets f(theta_0..theta_T).
  * Returns the meta-loss sum_{t=1..T} w_t f(theta_t) (log_loss: w_t log f(theta_t));
@@ -40,6 +42,6 @@ void l2l_ref_preprocess(const l2l_lstm_config *cfg, double g, double *x);
  * Returns NaN on allocation failure. */
 double l2l_ref_unroll(const l2l_lstm_config *cfg, const double *phi, const l2l_ref_task *task,
                       int T, const double *weights, int log_loss, double *theta, double *h,
-                      double *c, const double *xs_in, double *xs_out, double *losses, double *dphi);
+                      double *c, double *v, const double *xs_in, double *xs_out, double *losses, double *dphi);
 
 #endif

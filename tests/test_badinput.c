@@ -46,7 +46,7 @@ static const bad_case cases[] = {
     {"train --out keep.safetensors --lstm-layers 5", 2, "--lstm-layers expects an integer", NULL},
     {"train --out keep.safetensors --valid 0", 2, "--valid expects an integer", NULL},
     {"train --out keep.safetensors --meta-batch 0", 2, "--meta-batch expects an integer", NULL},
-    {"train --out keep.safetensors --preproc log", 2, "--preproc expects one of none, logsign", NULL},
+    {"train --out keep.safetensors --preproc log", 2, "--preproc expects one of none, logsign, logsign-rms", NULL},
     {"train --out keep.safetensors --task cifar", 2, "--task expects one of quadratic, mnist", NULL},
     {"train --epochs 1", 2, "--out FILE.safetensors is required", NULL},
     /* output paths, refused before any work */

@@ -138,6 +138,21 @@ static void test_roundtrip_zero_layers(void **state)
     l2l_lstm_free(&back);
     l2l_lstm_free(&one);
     l2l_lstm_free(&net);
+
+    /* logsign-rms: three inputs, its name in the file. */
+    l2l_lstm rms;
+    make_net(&rms, 2, 5, L2L_PREPROC_LOGSIGN_RMS, 12.0f, 0.1f, 4);
+    assert_int_equal(rms.n_in, 3);
+    path = tmp("rms.safetensors");
+    save_ok(path, &rms, NULL, 0);
+    st = l2l_checkpoint_load(path, &back, meta, &n_meta, &err);
+    if (st) fail_msg("loading %s: %s", path, err.msg);
+    assert_same_net(&back, &rms);
+    assert_int_equal(back.cfg.preproc, L2L_PREPROC_LOGSIGN_RMS);
+    assert_string_equal(find_meta(meta, n_meta, "preproc"), "logsign-rms");
+    assert_string_equal(find_meta(meta, n_meta, "n_in"), "3");
+    l2l_lstm_free(&back);
+    l2l_lstm_free(&rms);
 }
 
 static void test_save_is_deterministic(void **state)
@@ -288,7 +303,7 @@ static void test_bad_metadata(void **state)
          "\"format\":\"l2l-lstm-optimizer\",\"format_version\":\"1\",\"gate_order\":\"ifgo\","
          "\"layers\":\"0\",\"hidden\":\"0\",\"p\":\"10\",\"scale\":\"1\",\"n_in\":\"1\","
          "\"preproc\":\"log\"",
-         "metadata 'preproc' must be 'none' or 'logsign', found 'log'"},
+         "metadata 'preproc' must be 'none', 'logsign' or 'logsign-rms', found 'log'"},
         {"n_in",
          "\"format\":\"l2l-lstm-optimizer\",\"format_version\":\"1\",\"gate_order\":\"ifgo\","
          "\"layers\":\"0\",\"hidden\":\"0\",\"p\":\"10\",\"scale\":\"1\",\"n_in\":\"2\","

@@ -158,8 +158,8 @@ static double frozen_meta_loss(unroll_case *uc, const double *phi)
     task.targets = uc->imitate ? uc->targets : NULL;
     double theta[32], h[256], c[256];
     memcpy(theta, uc->theta0, sizeof theta), memcpy(h, uc->h0, sizeof h), memcpy(c, uc->c0, sizeof c);
-    return l2l_ref_unroll(&uc->cfg, phi, &task, uc->T, uc->w, uc->log_loss, theta, h, c, uc->xs, NULL,
-                          NULL, NULL);
+    return l2l_ref_unroll(&uc->cfg, phi, &task, uc->T, uc->w, uc->log_loss, theta, h, c, NULL, uc->xs,
+                          NULL, NULL, NULL);
 }
 
 /* Per element and along random directions: the meta-gradient with second derivatives
@@ -186,9 +186,10 @@ static int check_unroll_fd(int layers, int hidden, l2l_preproc pre, double scale
 
     l2l_ref_task task = quad_ref_task(&uc.q);
     task.targets = uc.imitate ? uc.targets : NULL;
-    double theta[32], h[256], c[256];
+    double theta[32], h[256], c[256], v[32];
     memcpy(theta, uc.theta0, sizeof theta), memcpy(h, uc.h0, sizeof h), memcpy(c, uc.c0, sizeof c);
-    l2l_ref_unroll(&uc.cfg, phi, &task, T, uc.w, uc.log_loss, theta, h, c, NULL, uc.xs, NULL, dphi);
+    for (size_t i = 0; i < N; i++) v[i] = 0.1 * (double)(i + 1); /* a run under way */
+    l2l_ref_unroll(&uc.cfg, phi, &task, T, uc.w, uc.log_loss, theta, h, c, v, NULL, uc.xs, NULL, dphi);
 
     l2l_tensor_desc td[L2L_MAX_TENSORS];
     int nt = l2l_lstm_tensors(&uc.cfg, td), bad = 0;
@@ -246,6 +247,9 @@ static void test_unroll_fd(void **state)
     assert_int_equal(check_unroll_fd(2, 3, L2L_PREPROC_LOGSIGN, 0.1, 4, 1, 1, 1), 0); /* imitation */
     assert_int_equal(check_unroll_fd(0, 0, L2L_PREPROC_NONE, 1.0, 5, 0, 0, 1), 0);
     assert_int_equal(check_unroll_fd(0, 0, L2L_PREPROC_LOGSIGN, 0.1, 3, 0, 0, 1), 0);
+    assert_int_equal(check_unroll_fd(2, 3, L2L_PREPROC_LOGSIGN_RMS, 0.1, 4, 0, 0, 1), 0);
+    assert_int_equal(check_unroll_fd(1, 2, L2L_PREPROC_LOGSIGN_RMS, 0.3, 3, 1, 1, 1), 0); /* log f, imitation */
+    assert_int_equal(check_unroll_fd(0, 0, L2L_PREPROC_LOGSIGN_RMS, 0.1, 3, 0, 0, 1), 0);
 }
 
 /* ------------------------------------------------ fast float vs reference */
@@ -299,6 +303,7 @@ static void compare_fast_ref(int layers, int hidden, l2l_preproc pre, float scal
     double *rtheta = calloc(N, sizeof(double)), *rphi = calloc(P, sizeof(double));
     double *rdphi = calloc(P, sizeof(double)), *fdphi = calloc(P, sizeof(double));
     double *rh = calloc(N * L * H + 1, sizeof(double)), *rc = calloc(N * L * H + 1, sizeof(double));
+    double *rv = calloc(N, sizeof(double));
     for (size_t i = 0; i < N; i++) rtheta[i] = theta[i] = (float)l2l_rng_normal(&rng);
     for (size_t i = 0; i < P; i++) rphi[i] = net.phi[i];
 
@@ -320,7 +325,7 @@ static void compare_fast_ref(int layers, int hidden, l2l_preproc pre, float scal
                                         losses, &err), L2L_STATUS_OK);
         if (weighted == 3) assert_int_equal(tt.row, T); /* one target per step */
         l2l_ref_unroll(&net.cfg, rphi, &rtask, T, weighted ? wd : NULL, weighted == 2, rtheta, rh, rc,
-                       NULL, NULL, rlosses, rdphi);
+                       rv, NULL, NULL, rlosses, rdphi);
         for (int t = 0; t <= T; t++)
             EXPECT_CLOSE(losses[t], rlosses[t], 1e-6, 1e-4, "L=%d N=%zu unroll %d loss[%d]", L, N, unroll, t);
         for (size_t i = 0; i < N; i++)
@@ -339,11 +344,13 @@ static void compare_fast_ref(int layers, int hidden, l2l_preproc pre, float scal
             for (size_t n = 0; n < N; n++)
                 EXPECT_CLOSE(st.h[((size_t)l * H + k) * N + n], rh[(n * L + l) * H + k], 1e-5, 1e-4,
                              "h[l=%d,k=%d,n=%zu]", l, k, n);
+    if (pre == L2L_PREPROC_LOGSIGN_RMS)
+        for (size_t n = 0; n < N; n++) EXPECT_CLOSE(st.v[n], rv[n], 0, 1e-4, "v[n=%zu]", n);
     l2l_unroll_free(&u);
     l2l_lstm_state_free(&st);
     l2l_lstm_free(&net);
     free(tt.rec);
-    free(theta), free(dphi), free(rtheta), free(rphi), free(rdphi), free(fdphi), free(rh), free(rc);
+    free(theta), free(dphi), free(rtheta), free(rphi), free(rdphi), free(fdphi), free(rh), free(rc), free(rv);
 }
 
 static void test_fast_matches_reference(void **state)
@@ -357,6 +364,9 @@ static void test_fast_matches_reference(void **state)
     compare_fast_ref(2, 20, L2L_PREPROC_LOGSIGN, 0.1f, 4, 8, 4, 3); /* imitation of a teacher */
     compare_fast_ref(2, 20, L2L_PREPROC_LOGSIGN, 0.1f, 3, 2, 5, 3); /* the same on a partial tile */
     compare_fast_ref(0, 0, L2L_PREPROC_NONE, 1.0f, 2, 3, 4, 1);
+    compare_fast_ref(2, 20, L2L_PREPROC_LOGSIGN_RMS, 0.1f, 4, 8, 4, 1); /* the mean square carried over */
+    compare_fast_ref(2, 20, L2L_PREPROC_LOGSIGN_RMS, 0.1f, 3, 2, 5, 3);
+    compare_fast_ref(0, 0, L2L_PREPROC_LOGSIGN_RMS, 0.1f, 2, 3, 4, 0);
 }
 
 /* Many tiles, with a remainder: a task of N = 200 independent coordinates. */
@@ -417,7 +427,7 @@ static void run_tiles(int threads, float *dphi_out, float *theta_out)
         for (int i = 0; i < N; i++) l2l_rng_uniform(&rng);
         for (int i = 0; i < N; i++) rtheta[i] = (float)l2l_rng_normal(&rng);
         l2l_ref_task rt = {.n = N, .grad_scale = 1.0 / N, .ctx = a, .loss_grad = diag_ref_loss_grad};
-        l2l_ref_unroll(&net.cfg, rphi, &rt, T, NULL, 0, rtheta, rh, rc, NULL, NULL, NULL, rd);
+        l2l_ref_unroll(&net.cfg, rphi, &rt, T, NULL, 0, rtheta, rh, rc, NULL, NULL, NULL, NULL, rd);
         for (size_t i = 0; i < net.n_params; i++) fd[i] = dphi_out[i];
         EXPECT_CLOSE(rel_err(fd, rd, net.n_params), 0, 1e-4, 0, "N=200 relative error of dphi");
         for (int i = 0; i < N; i++) EXPECT_CLOSE(theta_out[i], rtheta[i], 1e-5, 1e-4, "N=200 theta[%d]", i);
@@ -446,19 +456,18 @@ static void test_threads_agree(void **state)
 
 /* ------------------------------------------------- inference vs reference */
 
-static void test_step_matches_reference(void **state)
+static void check_step_matches_reference(l2l_preproc pre)
 {
-    (void)state;
     enum { N = 130, STEPS = 4 };
-    l2l_lstm net = make_net(2, 20, L2L_PREPROC_LOGSIGN, 0.1f, 23);
-    const int L = 2, H = 20;
+    l2l_lstm net = make_net(2, 20, pre, 0.1f, 23);
+    const int L = 2, H = 20, D = net.n_in;
     l2l_lstm_state st;
     l2l_error err;
     assert_int_equal(l2l_lstm_state_create(&st, &net, N, NULL, &err), L2L_STATUS_OK);
     l2l_tensor_desc td[10];
     l2l_lstm_tensors(&net.cfg, td);
     double *rphi = calloc(net.n_params, sizeof(double)), *rh = calloc(N * L * H, sizeof(double));
-    double *rc = calloc(N * L * H, sizeof(double));
+    double *rc = calloc(N * L * H, sizeof(double)), rv[N] = {0};
     for (size_t i = 0; i < net.n_params; i++) rphi[i] = net.phi[i];
     l2l_rng rng;
     l2l_rng_seed(&rng, 1, 1);
@@ -468,12 +477,12 @@ static void test_step_matches_reference(void **state)
             grad[n] = n % 17 == 0 ? 0.0f : (float)(l2l_rng_normal(&rng) * pow(10, -8 + (n % 9)));
         l2l_lstm_step(&net, &st, grad, upd);
         for (int n = 0; n < N; n++) {
-            double x[2], in[40], gates[80];
-            l2l_ref_preprocess(&net.cfg, grad[n], x);
+            double x[3], in[40], gates[80];
+            l2l_ref_preprocess(&net.cfg, grad[n], &rv[n], x);
             const double *inp = x;
             for (int l = 0; l < L; l++) {
                 double *h = rh + ((size_t)n * L + l) * H, *c = rc + ((size_t)n * L + l) * H;
-                l2l_ref_cell_forward(H, l == 0 ? 2 : H, rphi + td[4 * l].offset, rphi + td[4 * l + 1].offset,
+                l2l_ref_cell_forward(H, l == 0 ? D : H, rphi + td[4 * l].offset, rphi + td[4 * l + 1].offset,
                                      rphi + td[4 * l + 2].offset, rphi + td[4 * l + 3].offset, inp, h, c,
                                      gates, h, c);
                 memcpy(in, h, H * sizeof(double));
@@ -481,12 +490,19 @@ static void test_step_matches_reference(void **state)
             }
             double u = rphi[td[9].offset];
             for (int k = 0; k < H; k++) u += rphi[td[8].offset + k] * in[k];
-            EXPECT_CLOSE(upd[n], 0.1 * u, 1e-6, 1e-4, "step %d update[%d]", s, n);
+            EXPECT_CLOSE(upd[n], 0.1 * u, 1e-6, 1e-4, "D=%d step %d update[%d]", D, s, n);
         }
     }
     l2l_lstm_state_free(&st);
     l2l_lstm_free(&net);
     free(rphi), free(rh), free(rc);
+}
+
+static void test_step_matches_reference(void **state)
+{
+    (void)state;
+    check_step_matches_reference(L2L_PREPROC_LOGSIGN);
+    check_step_matches_reference(L2L_PREPROC_LOGSIGN_RMS);
 }
 
 /* ------------------------------------------------ the authors' exact check */
@@ -576,7 +592,7 @@ static void test_preprocess(void **state)
     (void)state;
     l2l_lstm_config cfg = {.layers = 2, .hidden = 20, .preproc = L2L_PREPROC_LOGSIGN, .p = 10, .scale = 0.1f};
     float g[4] = {1.0f, -0.5f, 1e-6f, 0.0f}, x[8];
-    l2l_preprocess(&cfg, 4, g, x);
+    l2l_preprocess(&cfg, 4, g, NULL, x);
     EXPECT_CLOSE(x[0], 0, 1e-7, 0, "log|1|/10");
     EXPECT_CLOSE(x[4], 1, 0, 0, "sgn 1");
     EXPECT_CLOSE(x[1], log(0.5) / 10, 1e-7, 0, "log|-0.5|/10");
@@ -585,6 +601,28 @@ static void test_preprocess(void **state)
     EXPECT_CLOSE(x[6], exp(10) * 1e-6, 1e-6, 1e-6, "small: e^p g");
     EXPECT_CLOSE(x[3], -1, 0, 0, "zero: -1");
     EXPECT_CLOSE(x[7], 0, 0, 0, "zero: 0");
+
+    /* logsign-rms: the same two rows, then g / sqrt(v) with v <- 0.8 v + 0.2 g². */
+    cfg.preproc = L2L_PREPROC_LOGSIGN_RMS;
+    float v[4] = {0}, x3[12];
+    l2l_preprocess(&cfg, 4, g, v, x3);
+    for (int i = 0; i < 8; i++) EXPECT_CLOSE(x3[i], x[i], 0, 0, "logsign row %d", i);
+    EXPECT_CLOSE(v[1], 0.2 * 0.25, 1e-9, 1e-6, "v after one step");
+    EXPECT_CLOSE(x3[8], 1 / sqrt(0.2), 0, 1e-6, "first step: sgn g / sqrt(0.2)");
+    EXPECT_CLOSE(x3[9], -1 / sqrt(0.2), 0, 1e-6, "first step, g < 0");
+    EXPECT_CLOSE(x3[10], 1 / sqrt(0.2), 0, 1e-6, "first step, g = 1e-6: the same");
+    EXPECT_CLOSE(x3[11], 0, 0, 0, "zero: 0");
+    float g2[4] = {0.5f, -0.5f, 1e-6f, 0.0f};
+    l2l_preprocess(&cfg, 4, g2, v, x3);
+    EXPECT_CLOSE(v[0], 0.8 * 0.2 + 0.2 * 0.25, 1e-9, 1e-6, "v after two steps");
+    EXPECT_CLOSE(x3[8], 0.5 / sqrt(0.8 * 0.2 + 0.2 * 0.25), 0, 1e-6, "second step");
+    /* The gradient's scale drops out (above L2L_RMS_EPS): 1e-6 times the gradients, the same third row. */
+    float vs[4] = {0}, gs[4], xs[12];
+    for (int i = 0; i < 4; i++) gs[i] = 1e-6f * g[i];
+    l2l_preprocess(&cfg, 4, gs, vs, xs);
+    for (int i = 0; i < 4; i++) gs[i] = 1e-6f * g2[i];
+    l2l_preprocess(&cfg, 4, gs, vs, xs);
+    for (int i = 8; i < 12; i++) EXPECT_CLOSE(xs[i], x3[i], 0, 1e-5, "scaled by 1e-6: x[%d]", i);
 }
 
 int main(void)

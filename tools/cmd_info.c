@@ -51,8 +51,10 @@ tool_result cmd_info(int argc, char **argv)
     printf("%s\n", args[0]);
     printf("  optimizer: coordinatewise LSTM, %d layer%s x %d units, %d input%s (%s", c->layers,
            c->layers == 1 ? "" : "s", c->hidden, net.n_in, net.n_in == 1 ? "" : "s",
-           c->preproc == L2L_PREPROC_LOGSIGN ? "log/sign" : "raw gradient");
-    if (c->preproc == L2L_PREPROC_LOGSIGN) printf(", p = %g", c->p);
+           c->preproc == L2L_PREPROC_LOGSIGN_RMS ? "log/sign, g / rms(g)"
+           : c->preproc == L2L_PREPROC_LOGSIGN  ? "log/sign"
+                                                : "raw gradient");
+    if (c->preproc != L2L_PREPROC_NONE) printf(", p = %g", c->p);
     printf("), output scale %g\n", c->scale);
     if (c->groups > 1) {
         printf("  parameter groups: %d, one LSTM each:", c->groups);

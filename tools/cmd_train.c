@@ -28,7 +28,8 @@
 #include "io/atomic.h"
 #include "paths.h"
 
-static const opt_choice preprocs[] = {{"none", L2L_PREPROC_NONE}, {"logsign", L2L_PREPROC_LOGSIGN}, {NULL, 0}};
+static const opt_choice preprocs[] = {{"none", L2L_PREPROC_NONE}, {"logsign", L2L_PREPROC_LOGSIGN},
+                                     {"logsign-rms", L2L_PREPROC_LOGSIGN_RMS}, {NULL, 0}};
 static const opt_choice selections[] = {{"mean", L2L_SELECTION_MEAN}, {"final", L2L_SELECTION_FINAL}, {NULL, 0}};
 static const opt_choice objectives[] = {{"sum", L2L_OBJECTIVE_SUM}, {"log", L2L_OBJECTIVE_LOG}, {NULL, 0}};
 enum { RECIPE_PAPER = 0, RECIPE_L2L };
@@ -337,7 +338,7 @@ static void args_init(train_args *a)
          .help = "LSTM layers (2); 0 = a linear map"},
         {"lstm-hidden", OPT_INT, &lc->hidden, 1, 1024, .arg = "H", .help = "LSTM units per layer (20)"},
         {"preproc", OPT_CHOICE, &lc->preproc, .choices = preprocs,
-         .help = "input preprocessing (quadratic: none; mnist: logsign)"},
+         .help = "input preprocessing (quadratic: none; mnist: logsign; logsign-rms adds g / rms(g))"},
         {"p", OPT_FLOAT, &lc->p, 1e-3, 79, .arg = "P",
          .help = "preprocessing constant (10; --preset deepmind: 5; l2l: 12)"},
         {"scale", OPT_FLOAT, &lc->scale, -1e6, 1e6, .arg = "S",

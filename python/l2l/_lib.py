@@ -153,7 +153,7 @@ class KV(ctypes.Structure):
 STATUS_NAMES = ["OK", "ARG", "IO", "FORMAT", "NOMEM", "NUMERIC"]
 OPT_KINDS = ["sgd", "nag", "rmsprop", "adam", "nag-floor", "lstm"]
 OPT_KIND_LSTM = 5
-PREPROCS = ["none", "logsign"]
+PREPROCS = ["none", "logsign", "logsign-rms"]
 OBJECTIVES = ["sum", "log"]
 SELECTIONS = ["mean", "final"]
 ESTIMATORS = ["tbptt", "es", "imitate", "pes"]

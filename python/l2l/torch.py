@@ -12,7 +12,7 @@ updates theta in place. If a parameter's storage is later replaced (param.data =
 load_state_dict(assign=True), .to()), the step notices and copies that parameter in and out
 instead, which is slower but still correct.
 
-state_dict() carries the whole l2l state (the step count and the LSTM's h and c, or the
+state_dict() carries the whole l2l state (the step count and the LSTM's h and c (and v), or the
 baseline's moments) as one float32 tensor under the first parameter's state, plus N and
 the kind, so that torch.save / load_state_dict checkpoint and resume a run exactly.
 """

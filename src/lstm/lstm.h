@@ -9,7 +9,8 @@
 
 /* ------------------------------------------------------- layout (params.c) */
 
-/* The inputs per coordinate: 1 without preprocessing, 2 with log/sign. */
+/* The inputs per coordinate: 1 without preprocessing, 2 with log/sign, 3 with
+ * log/sign and the mean-square-normalised gradient. */
 int l2l_lstm_n_in(const l2l_lstm_config *cfg);
 /* The first n group names joined by commas ("kernels,other"; "" for n = 0), as the
  * checkpoints' "groups" key and the error messages write them. */
@@ -45,16 +46,19 @@ void l2l_tiling_free(l2l_tiling *t);
 
 /* ------------------------------------------------- inference (step.c) */
 
-/* x (D, N), feature-major, from the gradient g (N). */
-void l2l_preprocess(const l2l_lstm_config *cfg, size_t n, const float *g, float *x);
+/* x (D, N), feature-major, from the gradient g (N). With logsign-rms, first updates the
+ * mean square v (N) with g (v is not read otherwise and may be NULL). */
+void l2l_preprocess(const l2l_lstm_config *cfg, size_t n, const float *g, float *v, float *x);
 
-/* Recurrent state for N coordinates: h and c for every layer, zero for a new optimizee.
+/* Recurrent state for N coordinates: h and c for every layer and the preprocessing's v,
+ * zero for a new optimizee.
  * Feature-major (coordinates contiguous), so coordinates fill SIMD lanes. */
 typedef struct {
     size_t n;
     int layers, hidden;
     float *h;       /* (layers, H, N) */
     float *c;       /* (layers, H, N) */
+    float *v;       /* (N) logsign-rms's mean square gradient */
     float *x;       /* (D, N) preprocessed inputs of the current step */
     float *scratch; /* (n_scratch, 4H, tile) gate scratch, one slice per thread */
     int n_scratch;

@@ -15,7 +15,10 @@
 #include "lstm/lstm.h"
 #include "util/util.h"
 
-int l2l_lstm_n_in(const l2l_lstm_config *cfg) { return cfg->preproc == L2L_PREPROC_LOGSIGN ? 2 : 1; }
+int l2l_lstm_n_in(const l2l_lstm_config *cfg)
+{
+    return cfg->preproc == L2L_PREPROC_LOGSIGN_RMS ? 3 : cfg->preproc == L2L_PREPROC_LOGSIGN ? 2 : 1;
+}
 
 l2l_status l2l_lstm_config_check(const l2l_lstm_config *cfg, l2l_error *err)
 {
@@ -25,9 +28,9 @@ l2l_status l2l_lstm_config_check(const l2l_lstm_config *cfg, l2l_error *err)
     if (cfg->layers > 0 && (cfg->hidden < 1 || cfg->hidden > 1024))
         return l2l_error_set(err, L2L_STATUS_ARG, "LSTM hidden size must be 1..1024, got %d",
                              cfg->hidden);
-    if (cfg->preproc != L2L_PREPROC_NONE && cfg->preproc != L2L_PREPROC_LOGSIGN)
+    if ((unsigned)cfg->preproc > L2L_PREPROC_LOGSIGN_RMS)
         return l2l_error_set(err, L2L_STATUS_ARG, "unknown preprocessing %d", (int)cfg->preproc);
-    if (cfg->preproc == L2L_PREPROC_LOGSIGN && !(cfg->p > 0 && cfg->p < 80))
+    if (cfg->preproc != L2L_PREPROC_NONE && !(cfg->p > 0 && cfg->p < 80))
         return l2l_error_set(err, L2L_STATUS_ARG, "preprocessing p must be in (0, 80), got %g",
                              (double)cfg->p);
     if (!isfinite(cfg->scale) || cfg->scale == 0)

@@ -15,7 +15,7 @@
  * shared, and the step's work would not pay for it. */
 #define MIN_PARALLEL_TILES 64
 
-void l2l_preprocess(const l2l_lstm_config *cfg, size_t n, const float *g, float *x)
+void l2l_preprocess(const l2l_lstm_config *cfg, size_t n, const float *g, float *v, float *x)
 {
     if (cfg->preproc == L2L_PREPROC_NONE) {
         memcpy(x, g, n * sizeof(float));
@@ -33,6 +33,14 @@ void l2l_preprocess(const l2l_lstm_config *cfg, size_t n, const float *g, float 
             x0[i] = -1.0f;
             x1[i] = ep * g[i];
         }
+    }
+    if (cfg->preproc != L2L_PREPROC_LOGSIGN_RMS) return;
+    /* The decay and epsilon of l2l.h; v + eps² stays a normal float. */
+    const float d = L2L_RMS_DECAY, eps2 = L2L_RMS_EPS * L2L_RMS_EPS;
+    float *x2 = x + 2 * n;
+    for (size_t i = 0; i < n; i++) {
+        v[i] = d * v[i] + (1.0f - d) * g[i] * g[i];
+        x2[i] = g[i] / sqrtf(v[i] + eps2);
     }
 }
 
@@ -183,9 +191,10 @@ l2l_status l2l_lstm_state_create(l2l_lstm_state *s, const l2l_lstm *net, size_t 
     size_t hn = (size_t)L * H * n;
     s->h = l2l_alloc(hn * sizeof(float));
     s->c = l2l_alloc(hn * sizeof(float));
+    s->v = l2l_alloc(n * sizeof(float));
     s->x = l2l_alloc((size_t)net->n_in * n * sizeof(float));
     s->scratch = l2l_alloc((size_t)s->n_scratch * step_scratch_floats(L, H, net->n_in) * sizeof(float));
-    if (!s->h || !s->c || !s->x || !s->scratch) {
+    if (!s->h || !s->c || !s->v || !s->x || !s->scratch) {
         l2l_lstm_state_free(s);
         return l2l_error_set(err, L2L_STATUS_NOMEM, "cannot allocate the LSTM state for %zu coordinates", n);
     }
@@ -208,12 +217,14 @@ void l2l_lstm_state_zero(l2l_lstm_state *s)
     size_t hn = (size_t)s->layers * s->hidden * s->n;
     memset(s->h, 0, hn * sizeof(float));
     memset(s->c, 0, hn * sizeof(float));
+    memset(s->v, 0, s->n * sizeof(float));
 }
 
 void l2l_lstm_state_free(l2l_lstm_state *s)
 {
     l2l_free(s->h);
     l2l_free(s->c);
+    l2l_free(s->v);
     l2l_free(s->x);
     l2l_free(s->scratch);
     l2l_tiling_free(&s->tiles);
@@ -223,6 +234,6 @@ void l2l_lstm_state_free(l2l_lstm_state *s)
 void l2l_lstm_step(const l2l_lstm *net, l2l_lstm_state *state, const float *grad, float *update)
 {
     L2L_ASSERT(state->layers == net->cfg.layers && state->hidden == net->cfg.hidden);
-    l2l_preprocess(&net->cfg, state->n, grad, state->x);
+    l2l_preprocess(&net->cfg, state->n, grad, state->v, state->x);
     l2l_lstm_forward(net, state, state->x, update);
 }

@@ -143,49 +143,57 @@ void l2l_optimizer_step(l2l_optimizer *o, const float *grad, float *theta)
     }
 }
 
-/* The state vector's parts after t (l2l.h): up to two arrays and their lengths. */
-static int state_parts(const l2l_optimizer *o, float *part[2], size_t len[2])
+/* The state vector's parts after t (l2l.h). */
+#define MAX_PARTS 3
+typedef struct {
+    float *part[MAX_PARTS];
+    size_t len[MAX_PARTS];
+    int square[MAX_PARTS]; /* a mean square: never negative */
+    int k;
+} state_layout;
+
+static state_layout state_parts(const l2l_optimizer *o)
 {
     l2l_opt_state *s = o->state;
+    state_layout p = {0};
     switch (o->spec.kind) {
-    case L2L_OPT_KIND_SGD: return 0;
+    case L2L_OPT_KIND_SGD: break;
     case L2L_OPT_KIND_NAG:
     case L2L_OPT_KIND_RMSPROP:
-        part[0] = s->m, len[0] = o->n;
-        return 1;
+        p = (state_layout){{s->m}, {o->n}, {o->spec.kind == L2L_OPT_KIND_RMSPROP}, 1};
+        break;
     case L2L_OPT_KIND_ADAM:
     case L2L_OPT_KIND_NAG_FLOOR:
-        part[0] = s->m, part[1] = s->v, len[0] = len[1] = o->n;
-        return 2;
-    case L2L_OPT_KIND_LSTM:
-        part[0] = s->lstm.h, part[1] = s->lstm.c;
-        len[0] = len[1] = (size_t)s->lstm.layers * s->lstm.hidden * o->n;
-        return 2;
+        p = (state_layout){{s->m, s->v}, {o->n, o->n}, {0, 1}, 2};
+        break;
+    case L2L_OPT_KIND_LSTM: {
+        const size_t hn = (size_t)s->lstm.layers * s->lstm.hidden * o->n;
+        p = (state_layout){{s->lstm.h, s->lstm.c, s->lstm.v}, {hn, hn, o->n}, {0, 0, 1}, 2};
+        if (o->spec.net->cfg.preproc == L2L_PREPROC_LOGSIGN_RMS) p.k = 3;
+        break;
     }
-    return 0;
+    }
+    return p;
 }
 
 size_t l2l_optimizer_state_size(const l2l_optimizer *o)
 {
     L2L_ASSERT(o && o->state);
-    float *part[2];
-    size_t len[2], size = 1;
-    const int k = state_parts(o, part, len);
-    for (int i = 0; i < k; i++) size += len[i];
+    const state_layout p = state_parts(o);
+    size_t size = 1;
+    for (int i = 0; i < p.k; i++) size += p.len[i];
     return size;
 }
 
 void l2l_optimizer_state_get(const l2l_optimizer *o, float *out)
 {
     L2L_ASSERT(o && o->state && out);
-    float *part[2];
-    size_t len[2];
-    const int k = state_parts(o, part, len);
+    const state_layout p = state_parts(o);
     out[0] = (float)o->state->t;
     out++;
-    for (int i = 0; i < k; i++) {
-        if (len[i]) memcpy(out, part[i], len[i] * sizeof(float));
-        out += len[i];
+    for (int i = 0; i < p.k; i++) {
+        if (p.len[i]) memcpy(out, p.part[i], p.len[i] * sizeof(float));
+        out += p.len[i];
     }
 }
 
@@ -210,14 +218,19 @@ l2l_status l2l_optimizer_state_set(l2l_optimizer *o, const float *in, size_t n, 
             return l2l_error_set(err, L2L_STATUS_NUMERIC,
                                  "the state's float %zu of %zu is %g; a state must be finite", i, n,
                                  (double)in[i]);
-    float *part[2];
-    size_t len[2];
-    const int k = state_parts(o, part, len);
+    const state_layout p = state_parts(o);
+    size_t at = 1;
+    for (int i = 0; i < p.k; at += p.len[i], i++)
+        for (size_t j = 0; p.square[i] && j < p.len[i]; j++)
+            if (in[at + j] < 0)
+                return l2l_error_set(err, L2L_STATUS_NUMERIC,
+                                     "the state's float %zu of %zu is %g, in a mean square; a mean "
+                                     "square is never negative", at + j, n, (double)in[at + j]);
     o->state->t = (long)in[0];
     in++;
-    for (int i = 0; i < k; i++) {
-        if (len[i]) memcpy(part[i], in, len[i] * sizeof(float));
-        in += len[i];
+    for (int i = 0; i < p.k; i++) {
+        if (p.len[i]) memcpy(p.part[i], in, p.len[i] * sizeof(float));
+        in += p.len[i];
     }
     return L2L_STATUS_OK;
 }

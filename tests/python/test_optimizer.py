@@ -166,6 +166,10 @@ def test_bad_states():
     s[3] = np.nan
     with pytest.raises(l2l.NumericError, match="finite"):
         opt.load_state(s)
+    s[3] = 0
+    s[15] = -1  # in the second moment
+    with pytest.raises(l2l.NumericError, match="float 15 of 21 is -1, in a mean square"):
+        opt.load_state(s)
     with pytest.raises(TypeError, match="float32"):
         opt.load_state(np.zeros(21))
 

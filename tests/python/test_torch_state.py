@@ -24,8 +24,19 @@ def train(model, opt, steps, seed):
         opt.step()
 
 
-@pytest.mark.parametrize("optimizer,lr", [(CHECKPOINT, None), ("adam", 0.01)], ids=["lstm", "adam"])
-def test_state_dict_round_trip(optimizer, lr):
+@pytest.fixture(scope="module")
+def rms_checkpoint(tmp_path_factory):
+    """A learned optimizer with logsign-rms, whose state also holds the mean squares."""
+    path = tmp_path_factory.mktemp("rms") / "rms.safetensors"
+    l2l.LSTM(layers=2, hidden=20, preproc="logsign-rms", p=12, seed=3).save(path)
+    return str(path)
+
+
+@pytest.mark.parametrize("optimizer,lr", [(CHECKPOINT, None), ("rms", None), ("adam", 0.01)],
+                         ids=["lstm", "lstm-rms", "adam"])
+def test_state_dict_round_trip(optimizer, lr, rms_checkpoint):
+    if optimizer == "rms":
+        optimizer = rms_checkpoint
     model = make()
     opt = l2l.torch.LearnedOptimizer(model.parameters(), optimizer, lr=lr)
     train(model, opt, 5, seed=1)
@@ -40,6 +51,9 @@ def test_state_dict_round_trip(optimizer, lr):
     opt2 = l2l.torch.LearnedOptimizer(model2.parameters(), optimizer, lr=lr)
     model2.load_state_dict(saved["model"])
     opt2.load_state_dict(saved["opt"])
+    n = sum(p.numel() for p in model.parameters())
+    if optimizer == rms_checkpoint:  # t, h and c (2 layers x 20 units), then v
+        assert saved["opt"]["state"][0]["l2l_state"].numel() == 1 + 2 * 2 * 20 * n + n
     train(model2, opt2, 5, seed=2)
     for i, (p, e) in enumerate(zip(model2.parameters(), expected)):
         assert torch.equal(p.detach(), e), f"parameter {i} differs after resuming"
