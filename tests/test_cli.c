@@ -272,6 +272,7 @@ static void test_recipe(void **state)
     expect("train --task mnist --data @ --hidden 2 --steps 20 --warm-start nag-floor:1:2 --epochs 1 "
            "--valid 1 --out @/w.safetensors", 0, "a warm start imitating nag-floor:1:2 epochs, then 1 epochs");
     expect("info @/w.safetensors", 0, "pes:6:0.01");
+    if (!strstr(ct_out, "3 inputs (log/sign, g / rms(g), p = 12)")) fail_msg("not logsign-rms:\n%s", ct_out);
     static const char *const settings[] = {"recipe           l2l", "meta_batch       4", "p                12",
                                            "objective        log", "select           final", "eval_every       10",
                                            "warm_start       nag-floor:1:2", "epochs_run       3"};

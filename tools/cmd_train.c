@@ -338,7 +338,8 @@ static void args_init(train_args *a)
          .help = "LSTM layers (2); 0 = a linear map"},
         {"lstm-hidden", OPT_INT, &lc->hidden, 1, 1024, .arg = "H", .help = "LSTM units per layer (20)"},
         {"preproc", OPT_CHOICE, &lc->preproc, .choices = preprocs,
-         .help = "input preprocessing (quadratic: none; mnist: logsign; logsign-rms adds g / rms(g))"},
+         .help = "input preprocessing (quadratic: none; mnist: logsign;\n"
+                 "--recipe l2l: logsign-rms, which adds g / rms(g))"},
         {"p", OPT_FLOAT, &lc->p, 1e-3, 79, .arg = "P",
          .help = "preprocessing constant (10; --preset deepmind: 5; l2l: 12)"},
         {"scale", OPT_FLOAT, &lc->scale, -1e6, 1e6, .arg = "S",
@@ -431,6 +432,7 @@ static tool_result apply_recipe(train_args *a)
     const opt_desc *m = a->meta_opts;
     if (!opts_given(a->f.train_opts, "meta-batch")) a->f.meta_batch = 4;
     if (!opts_given(a->lstm_opts, "p")) a->lc.p = 12;
+    if (!opts_given(a->lstm_opts, "preproc")) a->lc.preproc = L2L_PREPROC_LOGSIGN_RMS;
     if (!opts_given(m, "epochs")) c->epochs = 20;
     if (!opts_given(m, "eval-every")) c->eval_every = 10;
     if (!opts_given(m, "valid")) c->n_valid = 5;
