@@ -154,7 +154,7 @@ def main():
     ap.add_argument("--unroll", type=int, default=20)
     ap.add_argument("--eval-every", type=int, default=25)
     ap.add_argument("--scale", type=float, default=None, help="LSTM output scale (mlp 0.1, quadratic 1)")
-    ap.add_argument("--preproc", choices=["none", "logsign"], default=None,
+    ap.add_argument("--preproc", choices=["none", "logsign", "logsign-rms"], default=None,
                     help="gradient preprocessing (mlp logsign, quadratic none: the paper's settings)")
     ap.add_argument("--objective", choices=["sum", "log"], default="sum",
                     help="meta-loss: sum_t f(theta_t) (the paper) or sum_t log f(theta_t)")

@@ -95,9 +95,10 @@ class LSTM:
 
     LSTM.load(path) reads a checkpoint; LSTM(layers=2, hidden=20, preproc="logsign", p=10,
     scale=0.1, seed=1) makes a new one with the authors' initialisation (the seed's
-    "init" stream, as `l2l train` does). groups=("kernels", "other") makes one LSTM per
-    parameter group (config["groups"] names them; () for one shared LSTM). `phi` is a
-    float32 NumPy view of the weights, the groups' one after the other."""
+    "init" stream, as `l2l train` does); preproc is "none", "logsign" or "logsign-rms".
+    groups=("kernels", "other") makes one LSTM per parameter group (config["groups"]
+    names them; () for one shared LSTM). `phi` is a float32 NumPy view of the weights,
+    the groups' one after the other."""
 
     def __init__(self, layers=2, hidden=20, preproc="logsign", p=10.0, scale=0.1, seed=1, *,
                  groups=(), _load=None):
