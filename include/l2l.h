@@ -421,11 +421,11 @@ L2L_API void l2l_optimizer_free(l2l_optimizer *o);
  * number below 2^24, exact as a float), then by kind: SGD nothing; NAG and RMSprop the
  * momentum or mean square (N); Adam and nag-floor the first then the second moment
  * (N each); the learned optimizer the LSTM's h then c, each (layers, H, N) with the
- * coordinates contiguous, then with logsign-rms the mean square v (N). Setting it and stepping gives bit for bit the steps the
- * optimizer it was read from would have made. state_set fails (L2L_STATUS_ARG) when n
- * is not state_size or t is not a whole number in [0, 2^24], and (L2L_STATUS_NUMERIC)
- * when a value is NaN or infinite or a mean square negative; the optimizer is unchanged
- * then.
+ * coordinates contiguous, then with logsign-rms the mean square v (N). Setting it and
+ * stepping gives bit for bit the steps the optimizer it was read from would have made.
+ * state_set fails (L2L_STATUS_ARG) when n is not state_size or t is not a whole number
+ * in [0, 2^24], and (L2L_STATUS_NUMERIC) when a value is NaN or infinite or a mean
+ * square negative; the optimizer is unchanged then.
  */
 L2L_API size_t l2l_optimizer_state_size(const l2l_optimizer *o);
 L2L_API void l2l_optimizer_state_get(const l2l_optimizer *o, float *out);

@@ -366,7 +366,8 @@ l2l_status l2l_unroll_forward(l2l_unroll *u, const l2l_lstm *net, l2l_task *task
                                  isfinite(loss) ? "gradient" : "loss", t, loss);
         if (t == T) break;
         float *x = u->x + (size_t)t * D * N;
-        l2l_preprocess(&net->cfg, N, g, state->v, x); /* the optimizer's input and the teacher's, g as it is */
+        /* the optimizer's input and the teacher's, g as it is */
+        l2l_preprocess(&net->cfg, N, g, state->v, x);
         if (teacher) teacher(u->cfg.teacher_ctx, g, u->imit + (size_t)t * N);
         l2l_lstm_forward(net, state, x, u->update);
         if (teacher) { /* target_t -> d/d update_t of 1/N ||update_t - target_t||² */
