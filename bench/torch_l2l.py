@@ -4,7 +4,9 @@
 The model is l2l's exactly (see include/l2l.h and src/lstm_params.c):
   - coordinatewise: the N coordinates of theta are the rows of one batch;
   - preprocessing "logsign" (paper, Appendix A): x -> (log|x|/p, sgn x) if |x| >= e^-p,
-    else (-1, e^p x); "none": the raw gradient is the single input;
+    else (-1, e^p x); "logsign-rms": those two and x / sqrt(v + 1e-30), v <- 0.8 v + 0.2 x^2
+    the coordinate's mean square, kept in the state after the layers' (h, c); "none": the
+    raw gradient is the single input;
   - L stacked torch.nn.LSTMCell layers (gates i, f, g, o), then g = scale * out(h_top)
     (or g = scale * out(x) with no LSTM layer);
   - bias_hh is frozen (kept for PyTorch's layout only; its gradient is defined as 0);
@@ -61,7 +63,7 @@ def build_model(torch, layers, hidden, preproc, p, scale):
         def __init__(self):
             super().__init__()
             self.preproc, self.p, self.scale = preproc, float(p), float(scale)
-            self.n_in = 2 if preproc == "logsign" else 1
+            self.n_in = {"none": 1, "logsign": 2, "logsign-rms": 3}[preproc]
             self.hidden = hidden if layers > 0 else 0
             self.cells = nn.ModuleList(
                 nn.LSTMCell(self.n_in if l == 0 else hidden, hidden) for l in range(layers))
@@ -69,27 +71,36 @@ def build_model(torch, layers, hidden, preproc, p, scale):
                 cell.bias_hh.requires_grad_(False)  # frozen: not trained in l2l
             self.out = nn.Linear(hidden if layers > 0 else self.n_in, 1)
 
-        def preprocess(self, g):  # g (N) -> x (N, D); g carries no gradient
+        def preprocess(self, g, v=None):  # g (N) -> x (N, D) and the new v; g carries no gradient
             if self.preproc == "none":
-                return g.unsqueeze(1)
+                return g.unsqueeze(1), v
             a = g.abs()
             big = a >= math.exp(-self.p)
             x1 = torch.where(big, torch.log(a) / self.p, torch.full_like(g, -1.0))
             x2 = torch.where(big, torch.sign(g), g * math.exp(self.p))
-            return torch.stack((x1, x2), 1)
+            if self.preproc == "logsign":
+                return torch.stack((x1, x2), 1), v
+            v = 0.8 * v + 0.2 * g * g
+            return torch.stack((x1, x2, g / torch.sqrt(v + 1e-30)), 1), v
 
         def zero_state(self, n, dtype=None):
-            return [(torch.zeros(n, self.hidden, dtype=dtype), torch.zeros(n, self.hidden, dtype=dtype))
-                    for _ in self.cells]
+            """[(h, c) per layer], then logsign-rms's v (N)."""
+            state = [(torch.zeros(n, self.hidden, dtype=dtype), torch.zeros(n, self.hidden, dtype=dtype))
+                     for _ in self.cells]
+            return state + [torch.zeros(n, dtype=dtype)] if self.preproc == "logsign-rms" else state
+
+        def layers(self, state):
+            return state[:len(self.cells)]
 
         def forward(self, g, state):  # -> update (N), new state
-            x = self.preprocess(g)
+            rms = self.preproc == "logsign-rms"
+            x, v = self.preprocess(g, state[-1] if rms else None)
             new_state = []
-            for cell, hc in zip(self.cells, state):
+            for cell, hc in zip(self.cells, self.layers(state)):
                 h, c = cell(x, hc)  # one batched call over all N coordinates
                 new_state.append((h, c))
                 x = h
-            return self.scale * self.out(x).squeeze(1), new_state
+            return self.scale * self.out(x).squeeze(1), new_state + [v] if rms else new_state
 
         def named_tensors(self):  # l2l's names and order (src/lstm_params.c)
             for l, cell in enumerate(self.cells):
@@ -127,7 +138,7 @@ def unroll(torch, net, task, theta, state, T, record=None):
     Returns (meta_loss, [f(theta_0..theta_T)], theta_T, state_T), the last two still in the graph.
     """
     theta = theta.detach().requires_grad_(True)
-    state = [(h.detach(), c.detach()) for h, c in state]
+    state = detach(state)
     losses, meta = [], 0.0
     for t in range(T + 1):
         loss, grad_loss = task(theta)
@@ -140,11 +151,15 @@ def unroll(torch, net, task, theta, state, T, record=None):
         (g,) = torch.autograd.grad(grad_loss, theta, retain_graph=True)
         update, state = net(g, state)
         if record is not None and t == 0:
-            record["x"] = net.preprocess(g)
+            record["x"] = net.preprocess(g, torch.zeros_like(g))[0]
             record["update"] = update
             record["state"] = state
         theta = theta + update
     return meta, losses, theta, state
+
+
+def detach(state):
+    return [tuple(t.detach() for t in s) if isinstance(s, tuple) else s.detach() for s in state]
 
 
 def quadratic_task(W, y):
@@ -224,19 +239,20 @@ def cmd_fixture(args):
         "unroll": "T=4 steps: grad_t = d f_sum/d theta_t (a constant), theta_{t+1} = theta_t + update_t; "
                   "<p>.u<k>.losses = mean loss f(theta_0..theta_T); <p>.u<k>.grad.<name> = "
                   "d/dphi sum_{t=1..T} f(theta_t); <p>.u<k>.theta, .h, .c = theta_T and state (L,N,H) "
-                  "at the end of unroll k",
+                  "at the end of unroll k; with logsign-rms also .v (N), the mean square",
         "unrolls": "unroll 2 starts from unroll 1's theta and state (detached), at the same phi "
                    "(no meta-update in between); both start-of-run states are zero",
         "task": "paper quadratic: B functions f_b = ||W_b theta_b - y_b||^2 on theta[b*dim:(b+1)*dim]; "
                 "reported loss = mean over b; each function optimized on its own gradient (grad_scale 1/B)",
-        "step0": "a.step0.x (N,D) the preprocessed first gradient, a.step0.h/.c (L,N,H) the state and "
-                 "a.step0.update (N) the update after the first step of a.u1",
+        "step0": "<p>.step0.x (N,D) the preprocessed first gradient, <p>.step0.h/.c (L,N,H) the state "
+                 "and <p>.step0.update (N) the update after the first step of <p>.u1 (p = a, c)",
         "T": str(T),
     }
     configs = [
         # prefix, layers, hidden, preproc, p, scale, dim, B, unrolls, W/y std
         ("a", 2, 5, "logsign", 10.0, 0.1, 3, 2, 2, 1.0),
         ("b", 1, 3, "none", 10.0, 1.0, 3, 2, 1, 0.2),
+        ("c", 2, 4, "logsign-rms", 10.0, 0.1, 3, 2, 2, 1.0),
     ]
     for prefix, L, H, preproc, p, scale, dim, B, n_unrolls, wstd in configs:
         meta[prefix + ".config"] = ("layers=%d hidden=%d preproc=%s p=%g scale=%g" % (L, H, preproc, p, scale))
@@ -257,23 +273,25 @@ def cmd_fixture(args):
         state = net.zero_state(B * dim)
         trained = net.trained()
         for u in range(1, n_unrolls + 1):
-            record = {} if (prefix == "a" and u == 1) else None
+            record = {} if (prefix in ("a", "c") and u == 1) else None
             mloss, losses, theta, state = unroll(torch, net, task, theta, state, T, record)
             grads = torch.autograd.grad(mloss, [t for _, t in trained])
             q = "%s.u%d." % (prefix, u)
             tensors.append((q + "losses", np.array(losses, dtype=np.float32)))
             tensors.append((q + "theta", npy(theta)))
-            tensors.append((q + "h", npy(torch.stack([h for h, _ in state]))))
-            tensors.append((q + "c", npy(torch.stack([c for _, c in state]))))
+            tensors.append((q + "h", npy(torch.stack([h for h, _ in net.layers(state)]))))
+            tensors.append((q + "c", npy(torch.stack([c for _, c in net.layers(state)]))))
+            if preproc == "logsign-rms":
+                tensors.append((q + "v", npy(state[-1])))
             for (name, _), g in zip(trained, grads):
                 tensors.append((q + "grad." + name, npy(g)))
             if record is not None:
                 tensors.append((prefix + ".step0.x", npy(record["x"])))
-                tensors.append((prefix + ".step0.h", npy(torch.stack([h for h, _ in record["state"]]))))
-                tensors.append((prefix + ".step0.c", npy(torch.stack([c for _, c in record["state"]]))))
+                tensors.append((prefix + ".step0.h", npy(torch.stack([h for h, _ in net.layers(record["state"])]))))
+                tensors.append((prefix + ".step0.c", npy(torch.stack([c for _, c in net.layers(record["state"])]))))
                 tensors.append((prefix + ".step0.update", npy(record["update"])))
             theta = theta.detach()
-            state = [(h.detach(), c.detach()) for h, c in state]
+            state = detach(state)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     write_safetensors(args.out, tensors, meta)
     back, _ = read_safetensors(args.out)

@@ -1,8 +1,9 @@
 /* The learned optimizer against PyTorch: tests/fixtures/torch_unroll.safetensors holds
  * unrolls computed by bench/torch_l2l.py (torch.nn.LSTMCell, autograd, float64) from
- * float32-exact inputs. Here l2l runs the same unrolls in float and must agree on the
- * losses, the final theta and LSTM state, and every meta-gradient tensor (bias_hh's is
- * exactly 0: it is frozen). Regenerate the file with
+ * float32-exact inputs, with logsign (a), no preprocessing (b) and logsign-rms (c). Here
+ * l2l runs the same unrolls in float and must agree on the losses, the final theta and
+ * LSTM state (and logsign-rms's mean square), and every meta-gradient tensor (bias_hh's
+ * is exactly 0: it is frozen). Regenerate the file with
  *   /usr/bin/python3 bench/torch_l2l.py fixture --out tests/fixtures/torch_unroll.safetensors
  *
  * Layouts: the fixture stores PyTorch's (N, H) and (N, D); l2l keeps the state and the
@@ -211,6 +212,13 @@ static void run_case(const l2l_st_file *f, const fixture_case *fc, int check_ste
                     }
             free(es);
         }
+        if (net.cfg.preproc == L2L_PREPROC_LOGSIGN_RMS) {
+            snprintf(sub, sizeof sub, "u%d.v", k);
+            float *ev = get(f, pre, sub, 1, sN);
+            snprintf(what, sizeof what, "%s.%s", pre, sub);
+            for (size_t n = 0; n < N; n++) check_close(state.v[n], ev[n], what, n);
+            free(ev);
+        }
 
         for (int i = 0; i < nt; i++) {
             const float *g = dphi + td[i].offset;
@@ -246,9 +254,11 @@ static void test_torch_fixture(void **unused)
          "layers=2 hidden=5 preproc=logsign p=10 scale=0.1", 3, 2, 2},
         {"b", {.layers = 1, .hidden = 3, .preproc = L2L_PREPROC_NONE, .p = 10.0f, .scale = 1.0f},
          "layers=1 hidden=3 preproc=none p=10 scale=1", 3, 2, 1},
+        {"c", {.layers = 2, .hidden = 4, .preproc = L2L_PREPROC_LOGSIGN_RMS, .p = 10.0f, .scale = 0.1f},
+         "layers=2 hidden=4 preproc=logsign-rms p=10 scale=0.1", 3, 2, 2},
     };
     max_abs_err = max_rel_err = 0;
-    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) run_case(&f, &cases[i], i == 0);
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) run_case(&f, &cases[i], i != 1);
     print_message("l2l vs PyTorch: max |error| %.3g, max relative error %.3g (|expected| > 1e-3)\n",
                   max_abs_err, max_rel_err);
     l2l_st_free(&f);
