@@ -616,7 +616,8 @@ static void test_preprocess(void **state)
     l2l_preprocess(&cfg, 4, g2, v, x3);
     EXPECT_CLOSE(v[0], 0.8 * 0.2 + 0.2 * 0.25, 1e-9, 1e-6, "v after two steps");
     EXPECT_CLOSE(x3[8], 0.5 / sqrt(0.8 * 0.2 + 0.2 * 0.25), 0, 1e-6, "second step");
-    /* The gradient's scale drops out (above L2L_RMS_EPS): 1e-6 times the gradients, the same third row. */
+    /* The gradient's scale drops out (above L2L_RMS_EPS): 1e-6 times the gradients give
+     * the same third row. */
     float vs[4] = {0}, gs[4], xs[12];
     for (int i = 0; i < 4; i++) gs[i] = 1e-6f * g[i];
     l2l_preprocess(&cfg, 4, gs, vs, xs);

@@ -168,8 +168,8 @@ static state_layout state_parts(const l2l_optimizer *o)
         break;
     case L2L_OPT_KIND_LSTM: {
         const size_t hn = (size_t)s->lstm.layers * s->lstm.hidden * o->n;
-        p = (state_layout){{s->lstm.h, s->lstm.c, s->lstm.v}, {hn, hn, o->n}, {0, 0, 1}, 2};
-        if (o->spec.net->cfg.preproc == L2L_PREPROC_LOGSIGN_RMS) p.k = 3;
+        const int rms = o->spec.net->cfg.preproc == L2L_PREPROC_LOGSIGN_RMS; /* v too */
+        p = (state_layout){{s->lstm.h, s->lstm.c, s->lstm.v}, {hn, hn, o->n}, {0, 0, 1}, rms ? 3 : 2};
         break;
     }
     }
