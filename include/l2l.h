@@ -296,6 +296,12 @@ typedef enum {
 #define L2L_RMS_DECAY 0.8f
 #define L2L_RMS_EPS 1e-15f
 
+/* "none", "logsign", "logsign-rms" (the checkpoints' and the tool's names); "?" if
+ * unknown. */
+L2L_API const char *l2l_preproc_name(l2l_preproc preproc);
+/* A preprocessing from its name; returns -1 if unknown. */
+L2L_API int l2l_preproc_parse(const char *name);
+
 typedef struct {
     int layers; /* LSTM layers; 0 = a linear map of the input */
     int hidden; /* H */

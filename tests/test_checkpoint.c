@@ -266,6 +266,20 @@ static void test_checkpoint_contents(void **state)
     expect_load_error(path, L2L_STATUS_FORMAT, "metadata 'note' is too long");
 }
 
+/* The names a checkpoint's "preproc" holds, both ways. */
+static void test_preproc_names(void **state)
+{
+    (void)state;
+    assert_string_equal(l2l_preproc_name(L2L_PREPROC_NONE), "none");
+    assert_string_equal(l2l_preproc_name(L2L_PREPROC_LOGSIGN), "logsign");
+    assert_string_equal(l2l_preproc_name(L2L_PREPROC_LOGSIGN_RMS), "logsign-rms");
+    assert_string_equal(l2l_preproc_name((l2l_preproc)(L2L_PREPROC_LOGSIGN_RMS + 1)), "?");
+    for (int k = L2L_PREPROC_NONE; k <= L2L_PREPROC_LOGSIGN_RMS; k++)
+        assert_int_equal(l2l_preproc_parse(l2l_preproc_name((l2l_preproc)k)), k);
+    assert_int_equal(l2l_preproc_parse("log"), -1);
+    assert_int_equal(l2l_preproc_parse("?"), -1);
+}
+
 static void test_bad_metadata(void **state)
 {
     (void)state;
@@ -398,6 +412,7 @@ int main(void)
         cmocka_unit_test(test_roundtrip_zero_layers),
         cmocka_unit_test(test_save_is_deterministic),
         cmocka_unit_test(test_checkpoint_contents),
+        cmocka_unit_test(test_preproc_names),
         cmocka_unit_test(test_bad_metadata),
         cmocka_unit_test(test_save_errors_keep_old_file),
     };

@@ -151,9 +151,6 @@ class KV(ctypes.Structure):
 
 # Enum values (l2l.h).
 STATUS_NAMES = ["OK", "ARG", "IO", "FORMAT", "NOMEM", "NUMERIC"]
-OPT_KINDS = ["sgd", "nag", "rmsprop", "adam", "nag-floor", "lstm"]
-OPT_KIND_LSTM = 5
-PREPROCS = ["none", "logsign", "logsign-rms"]
 OBJECTIVES = ["sum", "log"]
 SELECTIONS = ["mean", "final"]
 ESTIMATORS = ["tbptt", "es", "imitate", "pes"]
@@ -214,7 +211,9 @@ _prototypes = {
                                            ctypes.POINTER(Error)]),
     "l2l_checkpoint_load": (ctypes.c_int, [ctypes.c_char_p, Lstm_p, ctypes.POINTER(KV),
                                            ctypes.POINTER(ctypes.c_int), ctypes.POINTER(Error)]),
+    "l2l_opt_kind_name": (ctypes.c_char_p, [ctypes.c_int]),
     "l2l_opt_kind_parse": (ctypes.c_int, [ctypes.c_char_p]),
+    "l2l_preproc_name": (ctypes.c_char_p, [ctypes.c_int]),
     "l2l_optimizer_create": (ctypes.c_int, [Optimizer_p, ctypes.POINTER(OptSpec), ctypes.c_size_t,
                                             ctypes.POINTER(Error)]),
     "l2l_optimizer_create_groups": (ctypes.c_int, [Optimizer_p, ctypes.POINTER(OptSpec), ctypes.c_size_t,
@@ -238,3 +237,17 @@ for _name, (_res, _args) in _prototypes.items():
         raise ImportError(f"l2l: {path} has no function {_name}: it is older than this binding; "
                           "rebuild the library from the same source tree") from None
     _f.restype, _f.argtypes = _res, _args
+
+
+def _names(name_of):
+    """An enum's names by value, from the library's function that names them."""
+    names = []
+    while (name := name_of(len(names)).decode()) != "?":
+        names.append(name)
+    return names
+
+
+# The optimizer kinds and preprocessings by enum value, named as the library names them.
+OPT_KINDS = _names(lib.l2l_opt_kind_name)
+OPT_KIND_LSTM = OPT_KINDS.index("lstm")
+PREPROCS = _names(lib.l2l_preproc_name)

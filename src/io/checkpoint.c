@@ -40,9 +40,6 @@ typedef struct {
     char groups[L2L_MAX_GROUPS * L2L_GROUP_NAME]; /* "kernels,other" */
 } arch_text;
 
-/* The "preproc" values, by l2l_preproc. */
-static const char *const preproc_names[] = {"none", "logsign", "logsign-rms"};
-
 static int arch_meta(const l2l_lstm_config *cfg, const char *format, arch_text *t, l2l_st_kv *kv)
 {
     snprintf(t->layers, sizeof t->layers, "%d", cfg->layers);
@@ -55,7 +52,7 @@ static int arch_meta(const l2l_lstm_config *cfg, const char *format, arch_text *
     kv[n++] = (l2l_st_kv){"format_version", FORMAT_VERSION};
     kv[n++] = (l2l_st_kv){"layers", t->layers};
     kv[n++] = (l2l_st_kv){"hidden", t->hidden};
-    kv[n++] = (l2l_st_kv){"preproc", preproc_names[cfg->preproc]};
+    kv[n++] = (l2l_st_kv){"preproc", l2l_preproc_name(cfg->preproc)};
     kv[n++] = (l2l_st_kv){"p", t->p};
     kv[n++] = (l2l_st_kv){"scale", t->scale};
     kv[n++] = (l2l_st_kv){"gate_order", "ifgo"};
@@ -264,9 +261,8 @@ static l2l_status read_config(const l2l_st_file *f, const char *format, l2l_lstm
         (st = meta_int(f, "n_in", 1, 3, n_in, err)) ||
         (st = meta_require(f, "preproc", &s, err)))
         return st;
-    int pre = 0;
-    while (pre <= L2L_PREPROC_LOGSIGN_RMS && strcmp(s, preproc_names[pre]) != 0) pre++;
-    if (pre > L2L_PREPROC_LOGSIGN_RMS)
+    const int pre = l2l_preproc_parse(s);
+    if (pre < 0)
         return l2l_error_set(err, L2L_STATUS_FORMAT,
                              "%s: metadata 'preproc' must be 'none', 'logsign' or 'logsign-rms', "
                              "found '%.64s'", f->path, s);

@@ -15,6 +15,20 @@
 #include "lstm/lstm.h"
 #include "util/util.h"
 
+static const char *const preproc_names[] = {"none", "logsign", "logsign-rms"};
+
+const char *l2l_preproc_name(l2l_preproc preproc)
+{
+    return (unsigned)preproc < sizeof preproc_names / sizeof *preproc_names ? preproc_names[preproc] : "?";
+}
+
+int l2l_preproc_parse(const char *name)
+{
+    for (int k = 0; k < (int)(sizeof preproc_names / sizeof *preproc_names); k++)
+        if (strcmp(name, preproc_names[k]) == 0) return k;
+    return -1;
+}
+
 int l2l_lstm_n_in(const l2l_lstm_config *cfg)
 {
     return cfg->preproc == L2L_PREPROC_LOGSIGN_RMS ? 3 : cfg->preproc == L2L_PREPROC_LOGSIGN ? 2 : 1;
