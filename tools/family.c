@@ -121,6 +121,11 @@ void family_init(family *f)
                  "drawn from the split (default: as many as the test split\n"
                  "holds; 0 = the whole split)",
          .key = "pool"},
+        {"reparam", OPT_FLOAT, &f->reparam, 0, 1e6, .arg = "R",
+         .help = "mnist: task augmentation; each network's tensors get\n"
+                 "scales log-uniform in [1/R, R], theta = s * theta'\n"
+                 "(default 0: none)",
+         .key = "reparam"},
         {NULL},
     };
     const opt_desc run_opts[] = {
@@ -154,6 +159,8 @@ tool_result family_parse(family *f, const opt_command *cmd, const char *title, o
     tool_result r = opts_parse(cmd, groups, argc, argv, NULL, NULL);
     if (r == TOOL_OK && f->n_classes && f->task == FAMILY_QUADRATIC)
         return tool_usage(cmd->name, "--classes applies to --task mnist and --task conv");
+    if (r == TOOL_OK && f->reparam > 1 && f->task != FAMILY_MNIST)
+        return tool_usage(cmd->name, "--reparam applies to --task mnist");
     if (r == TOOL_OK) tool_threads(f->threads);
     return r;
 }
@@ -163,6 +170,7 @@ tool_result family_check(family *f, const char *cmd)
     if (f->n_mix && f->task != FAMILY_MNIST) return tool_usage(cmd, "--mix applies to --task mnist");
     if (f->n_classes && f->task == FAMILY_QUADRATIC)
         return tool_usage(cmd, "--classes applies to --task mnist and --task conv");
+    if (f->reparam > 1 && f->task != FAMILY_MNIST) return tool_usage(cmd, "--reparam applies to --task mnist");
     if (f->meta_batch < f->n_mix) f->meta_batch = f->n_mix; /* one network of each shape */
     return TOOL_OK;
 }
@@ -258,7 +266,7 @@ static l2l_status optimizee(const family *f, int k, const l2l_dataset *ds, l2l_t
     }
     l2l_mlp_config mc = {f->n_mix ? f->mix_layers[k % f->n_mix] : f->layers,
                          f->n_mix ? f->mix_hidden[k % f->n_mix] : f->hidden,
-                         (l2l_activation)f->activation, f->batch, 0.01f, f->pool};
+                         (l2l_activation)f->activation, f->batch, 0.01f, f->pool, f->reparam};
     return l2l_task_mlp_create(task, &mc, ds, err);
 }
 
