@@ -84,6 +84,7 @@ void family_init(family *f)
     f->hidden = 20;
     f->layers = 1;
     f->activation = L2L_ACTIVATION_SIGMOID;
+    f->init_std = 0.01f;
     f->meta_batch = 1;
     l2l_train_config tc;
     l2l_train_config_default(&tc);
@@ -121,6 +122,8 @@ void family_init(family *f)
                  "drawn from the split (default: as many as the test split\n"
                  "holds; 0 = the whole split)",
          .key = "pool"},
+        {"init-std", OPT_FLOAT, &f->init_std, 1e-6, 10, .arg = "S",
+         .help = "mnist: weights and biases start ~ N(0, S²) (paper: 0.01)", .key = "init_std"},
         {"reparam", OPT_FLOAT, &f->reparam, 0, 1e6, .arg = "R",
          .help = "mnist: task augmentation; each network's tensors get\n"
                  "scales log-uniform in [1/R, R], theta = s * theta'\n"
@@ -152,15 +155,24 @@ void family_init(family *f)
     OPT_TABLE_COPY(f->train_opts, train_opts);
 }
 
+/* The task options that only some tasks take. */
+static tool_result task_options_check(const family *f, const char *cmd)
+{
+    if (f->n_classes && f->task == FAMILY_QUADRATIC)
+        return tool_usage(cmd, "--classes applies to --task mnist and --task conv");
+    if (f->task != FAMILY_MNIST && opts_given(f->opts, "reparam"))
+        return tool_usage(cmd, "--reparam applies to --task mnist");
+    if (f->task != FAMILY_MNIST && opts_given(f->opts, "init-std"))
+        return tool_usage(cmd, "--init-std applies to --task mnist");
+    return TOOL_OK;
+}
+
 tool_result family_parse(family *f, const opt_command *cmd, const char *title, opt_desc *own,
                          int argc, char **argv)
 {
     opt_group groups[] = {{"task", f->opts}, {title, own}, {NULL, f->run_opts}, {NULL, NULL}};
     tool_result r = opts_parse(cmd, groups, argc, argv, NULL, NULL);
-    if (r == TOOL_OK && f->n_classes && f->task == FAMILY_QUADRATIC)
-        return tool_usage(cmd->name, "--classes applies to --task mnist and --task conv");
-    if (r == TOOL_OK && f->reparam > 1 && f->task != FAMILY_MNIST)
-        return tool_usage(cmd->name, "--reparam applies to --task mnist");
+    if (r == TOOL_OK) r = task_options_check(f, cmd->name);
     if (r == TOOL_OK) tool_threads(f->threads);
     return r;
 }
@@ -168,9 +180,8 @@ tool_result family_parse(family *f, const opt_command *cmd, const char *title, o
 tool_result family_check(family *f, const char *cmd)
 {
     if (f->n_mix && f->task != FAMILY_MNIST) return tool_usage(cmd, "--mix applies to --task mnist");
-    if (f->n_classes && f->task == FAMILY_QUADRATIC)
-        return tool_usage(cmd, "--classes applies to --task mnist and --task conv");
-    if (f->reparam > 1 && f->task != FAMILY_MNIST) return tool_usage(cmd, "--reparam applies to --task mnist");
+    tool_result r = task_options_check(f, cmd);
+    if (r != TOOL_OK) return r;
     if (f->meta_batch < f->n_mix) f->meta_batch = f->n_mix; /* one network of each shape */
     return TOOL_OK;
 }
@@ -266,7 +277,7 @@ static l2l_status optimizee(const family *f, int k, const l2l_dataset *ds, l2l_t
     }
     l2l_mlp_config mc = {f->n_mix ? f->mix_layers[k % f->n_mix] : f->layers,
                          f->n_mix ? f->mix_hidden[k % f->n_mix] : f->hidden,
-                         (l2l_activation)f->activation, f->batch, 0.01f, f->pool, f->reparam};
+                         (l2l_activation)f->activation, f->batch, f->init_std, f->pool, f->reparam};
     return l2l_task_mlp_create(task, &mc, ds, err);
 }
 
