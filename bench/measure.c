@@ -276,7 +276,7 @@ static l2l_status measure_mnist(const char *data, int repeat, bench_result *r, l
     l2l_dataset ds;
     l2l_status st = l2l_mnist_load(&ds, data, "train", err);
     if (st) return st;
-    l2l_mlp_config mc = {1, 20, L2L_ACTIVATION_SIGMOID, 128, 0.01f, 0, 0};
+    l2l_mlp_config mc = {1, 20, L2L_ACTIVATION_SIGMOID, 128, 0.01f, 0};
     timed_task tt = {0};
     if ((st = l2l_task_mlp_create(&tt.inner, &mc, &ds, err))) {
         l2l_dataset_free(&ds);

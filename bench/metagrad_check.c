@@ -108,7 +108,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "metagrad_check: %s\n", err.msg);
         return 1;
     }
-    l2l_mlp_config mc = {1, 20, L2L_ACTIVATION_SIGMOID, 128, 0.01f, 2000, 0};
+    l2l_mlp_config mc = {1, 20, L2L_ACTIVATION_SIGMOID, 128, 0.01f, 2000};
     if (l2l_task_mlp_create(&task, &mc, &ds, &err)) {
         fprintf(stderr, "metagrad_check: %s\n", err.msg);
         return 1;

@@ -215,13 +215,6 @@ typedef struct {
     int batch;
     float init_std;
     int pool; /* examples per network, 0 = all of the data set */
-    /* Task augmentation (0 or 1: none): every sampled network draws one scale s per
-     * tensor (each W_l and each b_l), log-uniform in [1/reparam, reparam], and is
-     * reparametrized as theta = s * theta', so the optimizer moves theta' and sees
-     * s * grad: the same networks and losses, with each layer's gradients and curvature
-     * rescaled. Meta-training on such a family teaches a rule that does not rely on each
-     * layer's gradient scale (learned_optimization's ReparamWeights at tensor level). */
-    float reparam;
 } l2l_mlp_config;
 
 L2L_API l2l_status l2l_task_mlp_create(l2l_task *task, const l2l_mlp_config *cfg,

@@ -27,7 +27,6 @@ static void test_usage_errors(void **state)
     expect("train --task mnist --out @/x.safetensors --init @/x.safetensors --lstm-hidden 8", 2,
            "--init FILE takes");
     expect("eval --task quadratic --optimizer nag --lr 0.01 --pool 5", 0, NULL); /* ignored there */
-    expect("eval --task quadratic --optimizer nag --lr 0.01 --reparam 10", 2, "--reparam applies to --task mnist");
     expect("train --task conv --out @/x.safetensors --init-std 0.1", 2, "--init-std applies to --task mnist");
     expect("eval --task mnist --optimizer nag --lr 1 --init-std 0", 2, "--init-std expects a number");
     expect("compare --optimizer x.safetensors --out @/c --baselines nag,lbfgs", 2, "--baselines expects");
@@ -172,11 +171,7 @@ static void test_pool(void **state)
     fixed_rates_reproduce_tuned("cmp");
     expect("train --task mnist --recipe paper --data @ --hidden 2 --epochs 1 --steps 20 --eval-every 0 --pool 0 "
            "--out @/q.safetensors", 0, "mlp-784-2-10-sigmoid,");
-    /* the task options reach the networks: the augmented family's name, and another
-     * starting loss with larger initial weights */
-    expect("train --task mnist --recipe paper --data @ --hidden 2 --epochs 1 --steps 20 --eval-every 0 "
-           "--reparam 10 --out @/a.safetensors", 0, "mlp-784-2-10-sigmoid-pool10-reparam10,");
-    expect("info @/a.safetensors", 0, "reparam");
+    /* --init-std reaches the networks: larger initial weights, another starting loss */
     double start[2];
     for (int k = 0; k < 2; k++) {
         expect(k ? "eval --task mnist --data @ --optimizer sgd --lr 1 --steps 1 --runs 2 --init-std 1"

@@ -1,9 +1,8 @@
 /*
  * The MLP optimizee's behaviour (its gradient is checked in test_mlp_grad.c): the paper's
  * network size and names, minibatches reproducible from the rng state and fresh on every
- * call, sampling, configuration errors, per-network example pools, the reparametrized
- * family (task augmentation), and, on the fetched MNIST, plain gradient descent lowering
- * the loss.
+ * call, sampling, configuration errors, per-network example pools, and, on the fetched
+ * MNIST, plain gradient descent lowering the loss.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +14,7 @@ static void test_paper_net_size_and_name(void **state)
     (void)state;
     l2l_dataset ds;
     make_dataset(&ds, 16, 28, 28, 10, 1);
-    l2l_mlp_config cfg = {1, 20, L2L_ACTIVATION_SIGMOID, 128, 0.01f, 0, 0};
+    l2l_mlp_config cfg = {1, 20, L2L_ACTIVATION_SIGMOID, 128, 0.01f, 0};
     l2l_task task;
     create_task(&task, &cfg, &ds);
     assert_int_equal(task.n, 15910); /* 784*20 + 20 + 20*10 + 10 */
@@ -38,7 +37,7 @@ static void test_minibatches(void **state)
     (void)state;
     l2l_dataset ds;
     make_dataset(&ds, 500, 28, 28, 10, 2);
-    l2l_mlp_config cfg = {1, 20, L2L_ACTIVATION_SIGMOID, 16, 0.01f, 0, 0};
+    l2l_mlp_config cfg = {1, 20, L2L_ACTIVATION_SIGMOID, 16, 0.01f, 0};
     l2l_task task;
     create_task(&task, &cfg, &ds);
     size_t n = task.n;
@@ -79,7 +78,7 @@ static void test_sample(void **state)
     (void)state;
     l2l_dataset ds;
     make_dataset(&ds, 8, 28, 28, 10, 3);
-    l2l_mlp_config cfg = {1, 20, L2L_ACTIVATION_SIGMOID, 8, 0.01f, 0, 0};
+    l2l_mlp_config cfg = {1, 20, L2L_ACTIVATION_SIGMOID, 8, 0.01f, 0};
     l2l_task task;
     create_task(&task, &cfg, &ds);
     size_t n = task.n;
@@ -125,7 +124,7 @@ static void test_config_errors(void **state)
     (void)state;
     l2l_dataset ds;
     make_dataset(&ds, 8, 6, 6, 3, 4);
-    const l2l_mlp_config good = {1, 20, L2L_ACTIVATION_SIGMOID, 8, 0.01f, 0, 0};
+    const l2l_mlp_config good = {1, 20, L2L_ACTIVATION_SIGMOID, 8, 0.01f, 0};
     l2l_mlp_config c;
     c = good; c.layers = 0; expect_arg_error(&c, &ds, "0 hidden layers, expected 1..8");
     c = good; c.layers = 9; expect_arg_error(&c, &ds, "9 hidden layers");
@@ -137,9 +136,6 @@ static void test_config_errors(void **state)
     c = good; c.init_std = NAN; expect_arg_error(&c, &ds, "init_std");
     c = good; c.init_std = INFINITY; expect_arg_error(&c, &ds, "init_std");
     c = good; c.activation = (l2l_activation)7; expect_arg_error(&c, &ds, "unknown activation 7");
-    c = good; c.reparam = -2; expect_arg_error(&c, &ds, "reparam -2");
-    c = good; c.reparam = NAN; expect_arg_error(&c, &ds, "reparam");
-    c = good; c.reparam = 1e7f; expect_arg_error(&c, &ds, "reparam");
 
     ds.labels[5] = 3; /* n_classes is 3 */
     expect_arg_error(&good, &ds, "label 5 is 3");
@@ -183,7 +179,7 @@ static void test_pool(void **state)
     make_dataset(&ds, D, 8, 8, 4, 9);
     memset(ds.images, 0, (size_t)D * D);
     for (int i = 0; i < D; i++) ds.images[(size_t)i * D + i] = 255;
-    l2l_mlp_config cfg = {1, H, L2L_ACTIVATION_SIGMOID, 512, 0.1f, 5, 0};
+    l2l_mlp_config cfg = {1, H, L2L_ACTIVATION_SIGMOID, 512, 0.1f, 5};
     l2l_task task;
     create_task(&task, &cfg, &ds);
     assert_string_equal(task.name, "mlp-64-3-4-sigmoid-pool5");
@@ -228,7 +224,7 @@ static void test_mnist_descends(void **state)
     l2l_dataset ds;
     l2l_error err = {0};
     if (l2l_mnist_load(&ds, dir, "train", &err) != L2L_STATUS_OK) fail_msg("%s", err.msg);
-    l2l_mlp_config cfg = {1, 20, L2L_ACTIVATION_SIGMOID, 128, 0.01f, 0, 0};
+    l2l_mlp_config cfg = {1, 20, L2L_ACTIVATION_SIGMOID, 128, 0.01f, 0};
     l2l_task task;
     create_task(&task, &cfg, &ds);
     float *theta = calloc(task.n, sizeof *theta), *g = calloc(task.n, sizeof *g);
@@ -251,71 +247,6 @@ static void test_mnist_descends(void **state)
     l2l_dataset_free(&ds);
 }
 
-/*
- * reparam = r: the same networks as without, in other coordinates. From the same rng,
- * a reparametrized sample is the plain one divided tensor by tensor by one scale in
- * [1/r, r] (the six tensors of a 2-hidden-layer net get different scales); at those
- * corresponding points the loss is the same on the same minibatch, and each coordinate's
- * gradient times its value is the same (g' theta' = s g theta / s), to float rounding.
- */
-static void test_reparam(void **state)
-{
-    (void)state;
-    l2l_dataset ds;
-    make_dataset(&ds, 100, 8, 8, 4, 13);
-    const float r = 10.0f;
-    l2l_mlp_config cfg = {2, 6, L2L_ACTIVATION_SIGMOID, 32, 0.5f, 0, r};
-    l2l_task task, plain;
-    create_task(&task, &cfg, &ds);
-    assert_string_equal(task.name, "mlp-64-6x2-4-sigmoid-reparam10");
-    cfg.reparam = 1; /* 1 is none, as 0 */
-    create_task(&plain, &cfg, &ds);
-    assert_string_equal(plain.name, "mlp-64-6x2-4-sigmoid");
-    const size_t n = task.n;
-    float *t1 = calloc(n, sizeof *t1), *t0 = calloc(n, sizeof *t0);
-    float *g1 = calloc(n, sizeof *g1), *g0 = calloc(n, sizeof *g0);
-    assert_true(t1 && t0 && g1 && g0);
-
-    l2l_rng rng, r1, r0;
-    l2l_rng_seed(&rng, 21, 0);
-    r1 = rng, r0 = rng;
-    task.sample(task.ctx, &r1, t1);
-    plain.sample(plain.ctx, &r0, t0);
-    /* tensors of 6x64, 6, 6x6, 6, 4x6, 4 */
-    const size_t size[6] = {6 * 64, 6, 6 * 6, 6, 4 * 6, 4};
-    size_t at = 0;
-    double scales[6];
-    for (int k = 0; k < 6; k++) {
-        scales[k] = (double)t0[at] / t1[at];
-        assert_true(scales[k] >= 1.0 / r * (1 - 1e-6) && scales[k] <= r * (1 + 1e-6));
-        for (size_t i = at; i < at + size[k]; i++)
-            EXPECT_CLOSE((double)t1[i] * scales[k], t0[i], 0, 1e-6, "tensor %d, theta0[%zu]", k, i);
-        at += size[k];
-    }
-    assert_int_equal(at, n);
-    int distinct = 0;
-    for (int k = 1; k < 6; k++) distinct += fabs(scales[k] / scales[0] - 1) > 1e-3;
-    assert_int_equal(distinct, 5);
-
-    l2l_rng m1 = rng, m0 = rng;
-    const double l1 = task.loss_grad(task.ctx, t1, g1, &m1);
-    const double l0 = plain.loss_grad(plain.ctx, t0, g0, &m0);
-    EXPECT_CLOSE(l1, l0, 0, 1e-5, "loss at corresponding points");
-    double gmax = 0;
-    for (size_t i = 0; i < n; i++) gmax = fmax(gmax, fabs((double)g0[i] * t0[i]));
-    for (size_t i = 0; i < n; i++)
-        EXPECT_CLOSE((double)g1[i] * t1[i], (double)g0[i] * t0[i], 1e-5 * gmax, 1e-4,
-                     "g theta at %zu", i);
-
-    free(t1);
-    free(t0);
-    free(g1);
-    free(g0);
-    l2l_task_free(&task);
-    l2l_task_free(&plain);
-    l2l_dataset_free(&ds);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -324,7 +255,6 @@ int main(void)
         cmocka_unit_test(test_sample),
         cmocka_unit_test(test_config_errors),
         cmocka_unit_test(test_pool),
-        cmocka_unit_test(test_reparam),
         cmocka_unit_test(test_mnist_descends),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -312,7 +312,7 @@ static void test_gradient_fd(void **state)
     make_dataset(&ds, 40, 6, 6, 3, 11);
     for (int act = 0; act < 3; act++) {
         for (int layers = 1; layers <= 2; layers++) {
-            l2l_mlp_config cfg = {layers, 5, (l2l_activation)act, 4, 0.01f, 0, 0};
+            l2l_mlp_config cfg = {layers, 5, (l2l_activation)act, 4, 0.01f, 0};
             l2l_task task;
             create_task(&task, &cfg, &ds);
             ref_net ref = ref_of(&cfg, &ds);
@@ -426,68 +426,10 @@ static void test_gradient_fd(void **state)
     l2l_dataset_free(&ds);
 }
 
-/* The reparametrized task (task augmentation, scales in [1/3, 3]): its gradient in
- * theta' is checked against FD of its own float loss with test 3's stencil and
- * tolerances (the scales multiply the stencil's truncation error by at most 3^5, still
- * below 3e-6), on a 2-hidden-layer sigmoid net whose six tensors each got a scale; the
- * same check fails the gradient without the scales (the plain task's, at the same point). */
-static void test_reparam_gradient_fd(void **state)
-{
-    (void)state;
-    l2l_dataset ds;
-    make_dataset(&ds, 40, 6, 6, 3, 12);
-    l2l_mlp_config cfg = {2, 5, L2L_ACTIVATION_SIGMOID, 4, 0.01f, 0, 3.0f};
-    l2l_task task, plain;
-    create_task(&task, &cfg, &ds);
-    cfg.reparam = 0;
-    create_task(&plain, &cfg, &ds);
-    ref_net ref = ref_of(&cfg, &ds);
-    const size_t n = task.n;
-    double *theta = calloc(n, sizeof *theta), *g = calloc(n, sizeof *g);
-    float *thetaf = calloc(n, sizeof *thetaf), *gradf = calloc(n, sizeof *gradf);
-    float *scratch = calloc(n, sizeof *scratch);
-    assert_true(theta && g && thetaf && gradf && scratch);
-
-    l2l_rng rng0;
-    l2l_rng_seed(&rng0, 6, 1);
-    task.sample(task.ctx, &rng0, thetaf); /* draws this network's six scales */
-    draw_theta(theta, n, 300);
-    for (size_t i = 0; i < n; i++) thetaf[i] = (float)theta[i];
-
-    float_ctx fc = {&task, rng0, &ref, thetaf, scratch};
-    objective of = {obj_float, &fc, n, 0};
-    fd_opts fopt = {0x1p-7, 2e-5, 1e-3, 3e-4, 5e-5, 1e-3, 4, 8};
-    l2l_rng rng = rng0;
-    task.loss_grad(task.ctx, thetaf, gradf, &rng);
-    for (size_t i = 0; i < n; i++) g[i] = gradf[i];
-    fd_report rep;
-    const int ok = fd_check(&of, theta, g, &fopt, 2, &rep);
-    report("reparametrized vs FD (float loss):", &rep);
-    if (!ok)
-        fail_msg("reparametrized gradient fails FD: element %zu analytic %.8g fd %.8g", rep.worst,
-                 rep.g_worst, rep.fd_worst);
-
-    rng = rng0;
-    plain.loss_grad(plain.ctx, thetaf, gradf, &rng);
-    for (size_t i = 0; i < n; i++) g[i] = gradf[i];
-    if (fd_check(&of, theta, g, &fopt, 2, &rep))
-        fail_msg("FD check passed the gradient without the scales");
-
-    free(theta);
-    free(g);
-    free(thetaf);
-    free(gradf);
-    free(scratch);
-    l2l_task_free(&task);
-    l2l_task_free(&plain);
-    l2l_dataset_free(&ds);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gradient_fd),
-        cmocka_unit_test(test_reparam_gradient_fd),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

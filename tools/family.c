@@ -124,11 +124,6 @@ void family_init(family *f)
          .key = "pool"},
         {"init-std", OPT_FLOAT, &f->init_std, 1e-6, 10, .arg = "S",
          .help = "mnist: weights and biases start ~ N(0, S²) (paper: 0.01)", .key = "init_std"},
-        {"reparam", OPT_FLOAT, &f->reparam, 0, 1e6, .arg = "R",
-         .help = "mnist: task augmentation; each network's tensors get\n"
-                 "scales log-uniform in [1/R, R], theta = s * theta'\n"
-                 "(default 0: none)",
-         .key = "reparam"},
         {NULL},
     };
     const opt_desc run_opts[] = {
@@ -160,8 +155,6 @@ static tool_result task_options_check(const family *f, const char *cmd)
 {
     if (f->n_classes && f->task == FAMILY_QUADRATIC)
         return tool_usage(cmd, "--classes applies to --task mnist and --task conv");
-    if (f->task != FAMILY_MNIST && opts_given(f->opts, "reparam"))
-        return tool_usage(cmd, "--reparam applies to --task mnist");
     if (f->task != FAMILY_MNIST && opts_given(f->opts, "init-std"))
         return tool_usage(cmd, "--init-std applies to --task mnist");
     return TOOL_OK;
@@ -277,7 +270,7 @@ static l2l_status optimizee(const family *f, int k, const l2l_dataset *ds, l2l_t
     }
     l2l_mlp_config mc = {f->n_mix ? f->mix_layers[k % f->n_mix] : f->layers,
                          f->n_mix ? f->mix_hidden[k % f->n_mix] : f->hidden,
-                         (l2l_activation)f->activation, f->batch, f->init_std, f->pool, f->reparam};
+                         (l2l_activation)f->activation, f->batch, f->init_std, f->pool};
     return l2l_task_mlp_create(task, &mc, ds, err);
 }
 

@@ -28,7 +28,6 @@ typedef struct {
     int hidden, layers, activation; /* the MNIST network (activation: l2l_activation) */
     int pool;         /* examples per network (mnist, conv), 0 = the whole split */
     float init_std;   /* --init-std: the MNIST network's initial weights' std */
-    float reparam;    /* --reparam: task augmentation's scale range (mnist), <= 1 none */
     int n_classes, classes[FAMILY_MAX_CLASSES]; /* --classes (mnist, conv); 0 = all */
     int meta_batch;   /* meta-training: optimizees per meta-update */
     int n_mix, mix_hidden[FAMILY_MAX_MIX], mix_layers[FAMILY_MAX_MIX]; /* --mix shapes */
@@ -38,7 +37,7 @@ typedef struct {
     int threads;      /* OpenMP threads, 0 = OpenMP's default */
     /* The options, pointing into this struct (so a family is never copied): opts and
      * run_opts for every command that builds a task, train_opts for meta-training's. */
-    opt_desc opts[13];
+    opt_desc opts[12];
     opt_desc run_opts[4];
     opt_desc train_opts[3];
 } family;

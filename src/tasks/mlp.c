@@ -20,12 +20,6 @@
  * j = 0..K-1, swap perm[j] with perm[j + l2l_rng_below(rng, n - j)], perm starting as
  * the identity. Pixels are byte/255 in [0, 1].
  *
- * Reparametrization (reparam = r > 1, task augmentation): after theta0 and the pool,
- * sample() draws one scale per tensor, s = exp((2u - 1) ln r) with u = l2l_rng_uniform,
- * for W_1, b_1, W_2, b_2, ... in that order, and returns theta0 / s. loss_grad(theta')
- * evaluates the network at theta = s * theta' (into a buffer) and returns s * dloss/dtheta,
- * the gradient in theta' (chain rule: dtheta/dtheta' = s). grad_scale stays 1.
- *
  * Forward (A_0 = X, the minibatch, (B, D)):
  *   Z_l = A_{l-1} W_l^T + 1 b_l^T                           (B, width[l])
  *   A_l = act(Z_l) for l < L;  Z_L are the logits            (B, C)
@@ -68,9 +62,6 @@ typedef struct {
     size_t n;                      /* N */
     float init_std;
     int pool;                      /* K, 0 = the whole data set */
-    float reparam;                 /* r, <= 1: none */
-    float scale[2 * (MLP_MAX_LAYERS + 1)]; /* this network's s: W_l at 2(l-1), b_l after */
-    float *theta_s;                /* (n) s * theta' when reparam > 1 */
     uint32_t *perm;                /* (n) when pool > 0: perm[0..K) is this network's pool */
     float *a[MLP_MAX_LAYERS + 2];  /* a[0] (B, D) inputs; a[l] (B, width[l]): A_l, a[L] = Z_L */
     float *dz, *dz_prev;           /* (B, max hidden/C width) backward ping-pong */
@@ -96,7 +87,6 @@ static void mlp_destroy(void *p)
     l2l_free(c->dz_prev);
     l2l_free(c->labels);
     l2l_free(c->perm);
-    l2l_free(c->theta_s);
     l2l_free(c);
 }
 
@@ -106,30 +96,6 @@ static void mlp_sample(void *p, l2l_rng *rng, float *theta0)
     L2L_ASSERT(rng && theta0);
     for (size_t i = 0; i < c->n; i++) theta0[i] = (float)(c->init_std * l2l_rng_normal(rng));
     if (c->pool > 0) l2l_pool_draw(c->perm, c->data->n, c->pool, rng);
-    if (!(c->reparam > 1.0f)) return;
-    const double log_r = log((double)c->reparam);
-    for (int l = 1; l <= c->L; l++) {
-        const size_t end[2] = {c->b_off[l], l < c->L ? c->w_off[l + 1] : c->n};
-        const size_t begin[2] = {c->w_off[l], c->b_off[l]};
-        for (int t = 0; t < 2; t++) {
-            const float s = (float)exp((2.0 * l2l_rng_uniform(rng) - 1.0) * log_r);
-            c->scale[2 * (l - 1) + t] = s;
-            for (size_t i = begin[t]; i < end[t]; i++) theta0[i] /= s;
-        }
-    }
-}
-
-/* theta * s, tensor by tensor, into out (reparam: theta' to theta, grad to s * grad). */
-static void mlp_scale(const mlp_ctx *c, const float *theta, float *out)
-{
-    for (int l = 1; l <= c->L; l++) {
-        const size_t end[2] = {c->b_off[l], l < c->L ? c->w_off[l + 1] : c->n};
-        const size_t begin[2] = {c->w_off[l], c->b_off[l]};
-        for (int t = 0; t < 2; t++) {
-            const float s = c->scale[2 * (l - 1) + t];
-            for (size_t i = begin[t]; i < end[t]; i++) out[i] = theta[i] * s;
-        }
-    }
 }
 
 /* z (B, w) += b (w) row by row, then the activation in place. */
@@ -176,10 +142,6 @@ static double mlp_loss_grad(void *p, const float *theta, float *grad, l2l_rng *r
     const l2l_dataset *data = c->data;
     const int B = c->B, L = c->L, D = c->width[0], C = c->width[L];
     L2L_ASSERT(theta && rng);
-    if (c->theta_s) {
-        mlp_scale(c, theta, c->theta_s);
-        theta = c->theta_s;
-    }
 
     /* The minibatch: B examples drawn with replacement, pixels scaled to [0, 1]. */
     for (int i = 0; i < B; i++) {
@@ -223,7 +185,6 @@ static double mlp_loss_grad(void *p, const float *theta, float *grad, l2l_rng *r
             c->dz_prev = t;
         }
     }
-    if (c->theta_s) mlp_scale(c, grad, grad);
     return loss;
 }
 
@@ -248,10 +209,6 @@ static l2l_status mlp_check(const l2l_mlp_config *cfg, const l2l_dataset *data, 
         return l2l_error_set(err, L2L_STATUS_ARG,
                              "MLP: unknown activation %d, expected sigmoid, relu or tanh",
                              (int)cfg->activation);
-    if (!isfinite(cfg->reparam) || cfg->reparam < 0.0f || cfg->reparam > 1e6f)
-        return l2l_error_set(err, L2L_STATUS_ARG,
-                             "MLP: reparam %g, expected 0 or 1 (none) or a scale range up to 1e6",
-                             (double)cfg->reparam);
     if (data->n < 1 || !data->images || !data->labels)
         return l2l_error_set(err, L2L_STATUS_ARG, "MLP: the data set is empty");
     if (cfg->pool < 0 || (size_t)cfg->pool > data->n || data->n > UINT32_MAX)
@@ -290,8 +247,6 @@ l2l_status l2l_task_mlp_create(l2l_task *task, const l2l_mlp_config *cfg,
     c->B = cfg->batch;
     c->init_std = cfg->init_std;
     c->pool = cfg->pool;
-    c->reparam = cfg->reparam;
-    for (int i = 0; i < 2 * (MLP_MAX_LAYERS + 1); i++) c->scale[i] = 1.0f;
     c->width[0] = data->channels * data->rows * data->cols;
     for (int l = 1; l < c->L; l++) c->width[l] = cfg->hidden;
     c->width[c->L] = data->n_classes;
@@ -315,7 +270,6 @@ l2l_status l2l_task_mlp_create(l2l_task *task, const l2l_mlp_config *cfg,
     c->dz_prev = l2l_alloc((size_t)c->B * widest * sizeof(float));
     c->labels = l2l_alloc((size_t)c->B);
     if (c->pool > 0) ok = ok && (c->perm = l2l_alloc(data->n * sizeof *c->perm));
-    if (c->reparam > 1.0f) ok = ok && (c->theta_s = l2l_alloc(c->n * sizeof *c->theta_s));
     if (!ok || !c->dz || !c->dz_prev || !c->labels) {
         mlp_destroy(c);
         return l2l_error_set(err, L2L_STATUS_NOMEM,
@@ -341,10 +295,6 @@ l2l_status l2l_task_mlp_create(l2l_task *task, const l2l_mlp_config *cfg,
     if (c->pool > 0) { /* "mlp-784-20-10-sigmoid-pool2000" */
         size_t len = strlen(task->name);
         snprintf(task->name + len, sizeof task->name - len, "-pool%d", c->pool);
-    }
-    if (c->reparam > 1.0f) { /* "...-reparam10" */
-        size_t len = strlen(task->name);
-        snprintf(task->name + len, sizeof task->name - len, "-reparam%g", (double)c->reparam);
     }
     return L2L_STATUS_OK;
 }
