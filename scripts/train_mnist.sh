@@ -28,7 +28,7 @@
 # and its log of every epoch go next to OUT (NAME.stage1*, NAME.imitate*, NAME.pes100*,
 # NAME.pes200*, NAME-log.csv). The shipped weights come from these commands: runs 1 to 3
 # at commit 9adc00f (a run of them there gave the same weights), run 4 at ce1feb6, run 5
-# at b5c8b3d.
+# at b5c8b3d (a run of it at 77dd2f8 gave the same weights).
 set -eu
 build=${1:-build}
 out=${2:-out/train_mnist/mnist.safetensors}
